@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PromptlabConfig(AppConfig):
+    name = "promptlab"
+    verbose_name = "promptlab system"

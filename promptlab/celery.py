@@ -1,0 +1,28 @@
+"""The Celery app. Its settings are the CELERY_* names in promptlab.settings.
+
+Tasks are DjangoTask, so `task.delay_on_commit(...)` enqueues only once the surrounding
+transaction has committed: a worker never sees an id whose row is not there yet.
+"""
+
+import os
+
+import structlog
+from celery import Celery
+from celery.signals import task_postrun, task_prerun
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "promptlab.settings")
+
+app = Celery("promptlab", task_cls="celery.contrib.django.task:DjangoTask")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def _bind_task_context(task_id=None, task=None, **_):
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task_id, task_name=task.name)
+
+
+@task_postrun.connect
+def _clear_task_context(**_):
+    structlog.contextvars.clear_contextvars()

@@ -1,0 +1,65 @@
+"""Probes for load balancers and orchestrators.
+
+/healthz says the process serves requests and touches nothing else, so it stays up while
+a dependency is down. /readyz checks each dependency and answers 503 naming the ones that
+failed; the reasons go to the log, not to the (public) response.
+"""
+
+import structlog
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from promptlab.celery import app as celery_app
+
+logger = structlog.get_logger(__name__)
+
+
+def _check_database() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        # Drop the broken connection so the next request reconnects.
+        connection.close()
+        raise
+
+
+def _check_cache() -> None:
+    cache.set("readyz", "ok", timeout=10)
+    if cache.get("readyz") != "ok":
+        raise RuntimeError("the cache did not return what was just written")
+
+
+def _check_broker() -> None:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+CHECKS = {"database": _check_database, "cache": _check_cache, "broker": _check_broker}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+        except Exception as exc:
+            logger.warning("health.check_failed", check=name, error=f"{type(exc).__name__}: {exc}")
+            results[name] = f"unreachable ({type(exc).__name__})"
+        else:
+            results[name] = "ok"
+    failed = [name for name, result in results.items() if result != "ok"]
+    if failed:
+        return JsonResponse({"status": "unavailable", "failed": failed, "checks": results}, status=503)
+    return JsonResponse({"status": "ready", "checks": results})

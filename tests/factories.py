@@ -1,0 +1,31 @@
+import factory
+from django.contrib.auth import get_user_model
+
+from prompts.models import Membership, Project, Role
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+
+    email = factory.Sequence(lambda n: f"person{n}@example.com")
+    username = factory.SelfAttribute("email")
+    password = factory.django.Password("correct horse battery staple")
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Project
+
+    slug = factory.Sequence(lambda n: f"project-{n}")
+    name = factory.Sequence(lambda n: f"Project {n}")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    project = factory.SubFactory(ProjectFactory)
+    user = factory.SubFactory(UserFactory, is_staff=True)
+    role = Role.EDITOR

@@ -1,0 +1,26 @@
+from promptlab.celery import app
+
+
+def test_tasks_are_acknowledged_late_and_requeued_when_a_worker_dies():
+    conf = app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+
+
+def test_time_limits_and_visibility_timeout_are_consistent():
+    conf = app.conf
+    assert 0 < conf.task_soft_time_limit < conf.task_time_limit
+    visibility = conf.broker_transport_options.get("visibility_timeout")
+    if visibility is not None:  # Redis: an unacked message must outlive the longest task
+        assert visibility > conf.task_time_limit
+
+
+def test_named_queues():
+    assert {queue.name for queue in app.conf.task_queues} == {"default", "llm"}
+    assert app.conf.task_default_queue == "default"
+
+
+def test_tasks_can_enqueue_on_commit():
+    task = app.tasks["promptlab.worker_ping_answer"]
+    assert hasattr(task, "delay_on_commit")
