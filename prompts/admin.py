@@ -46,21 +46,26 @@ class MembershipFormSet(forms.BaseInlineFormSet):
             raise ValidationError(exc.message) from None
 
     def apply(self, *, actor):
+        """Write the changes through the services, recording them as formset.save() would
+        so that the admin's history names them."""
         project = self.instance
-        for form in self.forms:
-            if not form.has_changed() and not self._should_delete_form(form):
-                continue
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+        for form in self.initial_forms:
             if self._should_delete_form(form):
-                if form.instance.pk:
-                    services.membership_remove(project=project, user=form.instance.user, actor=actor)
-            elif form.instance.pk:
-                services.membership_set(
+                services.membership_remove(project=project, user=form.instance.user, actor=actor)
+                self.deleted_objects.append(form.instance)
+            elif form.has_changed():
+                membership = services.membership_set(
                     project=project, user=form.instance.user, role=form.cleaned_data["role"], actor=actor
                 )
-        for form in self.forms:
-            if form.instance.pk is None and form.has_changed() and not self._should_delete_form(form):
+                self.changed_objects.append((membership, form.changed_data))
+        for form in self.extra_forms:
+            if form.has_changed() and not self._should_delete_form(form):
                 user, _ = services.user_invite(email=form.cleaned_data["email"])
-                services.membership_set(project=project, user=user, role=form.cleaned_data["role"], actor=actor)
+                membership = services.membership_set(
+                    project=project, user=user, role=form.cleaned_data["role"], actor=actor
+                )
+                self.new_objects.append(membership)
 
 
 class MembershipInline(admin.TabularInline):
@@ -78,11 +83,13 @@ class MembershipInline(admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
 
+    # `obj` is the project; without one (the inline's queryset) the project admin has
+    # already decided what the user may see.
     def has_view_permission(self, request, obj=None):
-        return obj is not None and can(request.user, obj, Action.VIEW)
+        return obj is None or can(request.user, obj, Action.VIEW)
 
     def has_change_permission(self, request, obj=None):
-        return obj is not None and can(request.user, obj, Action.MANAGE)
+        return obj is None or can(request.user, obj, Action.MANAGE)
 
     has_add_permission = has_change_permission
     has_delete_permission = has_change_permission
@@ -94,7 +101,6 @@ class ProjectAdmin(admin.ModelAdmin):
 
     list_display = ["name", "slug", "role", "member_count", "created_at"]
     search_fields = ["name", "slug"]
-    prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
     def get_queryset(self, request):
@@ -106,6 +112,9 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["slug"] if obj is not None else []
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {"slug": ["name"]} if obj is None else {}
 
     @admin.display(description="your role")
     def role(self, project):

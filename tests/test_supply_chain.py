@@ -38,3 +38,11 @@ def test_every_locked_requirement_carries_a_sha256_hash():
         assert requirements, lock
         unhashed = [block.split()[0] for block in requirements if "--hash=sha256:" not in block]
         assert unhashed == [], f"{lock.name}: {unhashed}"
+
+
+def test_the_runtime_lock_ships_the_versions_the_tests_ran_with():
+    def pins(lock):
+        return set(re.findall(r"^([A-Za-z0-9._-]+==[^\s;]+)", lock.read_text(), re.M))
+
+    base, dev = (pins(lock) for lock in LOCKS)
+    assert base and base - dev == set()

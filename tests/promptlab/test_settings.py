@@ -99,3 +99,13 @@ def test_development_settings_would_fail_the_deployment_checklist(tmp_path):
 
     assert result.returncode != 0
     assert "security.W018" in result.stderr  # DEBUG is on
+
+
+def test_every_environment_variable_is_documented_in_the_readme():
+    import re
+
+    read = set(re.findall(r'env\("([A-Z_]+)"', (ROOT / "promptlab" / "settings.py").read_text()))
+    read |= set(re.findall(r'environ\.get\("([A-Z_]+)"', (ROOT / "promptlab" / "gunicorn.py").read_text()))
+    readme = (ROOT / "README.md").read_text()
+
+    assert read and [name for name in sorted(read) if f"`{name}`" not in readme] == []
