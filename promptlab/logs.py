@@ -11,7 +11,11 @@ import uuid
 
 import structlog
 
-SECRET_KEY_PATTERN = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|credential", re.I)
+# Keys that hold secrets: "api_key", "client_secret", "access_token", "Authorization"... but not
+# "prompt_tokens" or "api_key_env" (the *name* of a variable).
+SECRET_KEY_PATTERN = re.compile(
+    r"(^|[_-])(password|passwd|secret|token|api[_-]?key|authorization|cookie|credentials?|session(id)?)$", re.I
+)
 REDACTED = "[redacted]"
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

@@ -155,6 +155,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# --- LLM gateway ------------------------------------------------------------------------
+# Hosts that a model endpoint's api_base may point at (fnmatch patterns); the SSRF guard.
+PROMPTLAB_API_BASE_HOSTS = env("PROMPTLAB_API_BASE_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost"], cast=as_list)
+GATEWAY_BREAKER_FAILURES = env("GATEWAY_BREAKER_FAILURES", 5, cast=int)
+GATEWAY_BREAKER_COOLDOWN_SECONDS = env("GATEWAY_BREAKER_COOLDOWN_SECONDS", 30.0, cast=float)
+GATEWAY_BACKOFF_SECONDS = env("GATEWAY_BACKOFF_SECONDS", 0.5, cast=float)
+GATEWAY_BACKOFF_MAX_SECONDS = env("GATEWAY_BACKOFF_MAX_SECONDS", 20.0, cast=float)
+GATEWAY_LIMIT_WAIT_SECONDS = env("GATEWAY_LIMIT_WAIT_SECONDS", 30.0, cast=float)
+GATEWAY_RESPONSE_CACHE_SECONDS = env("GATEWAY_RESPONSE_CACHE_SECONDS", 86400, cast=int)
+
 # --- Accounts -------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

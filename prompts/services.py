@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from prompts import selectors
 from prompts.access import Action, authorize
-from prompts.models import Membership, Project, Role
-from promptlab.errors import Invalid
+from prompts.models import Membership, ModelEndpoint, Project, Role
+from promptlab.errors import Forbidden, Invalid
 
 logger = structlog.get_logger(__name__)
 
@@ -140,3 +140,37 @@ def project_delete(*, project: Project, actor=None) -> None:
     authorize(actor, project, Action.OWN)
     logger.info("prompts.project_deleted", project_id=project.pk, slug=project.slug)
     project.delete()
+
+
+ENDPOINT_FIELDS = {
+    "display_name", "model", "api_base", "api_key_env", "input_cost_per_token", "output_cost_per_token",
+    "timeout_seconds", "max_retries", "requests_per_minute", "max_concurrency", "enabled",
+}  # fmt: skip
+
+
+@transaction.atomic
+def endpoint_save(*, name: str, actor=None, **fields) -> tuple[ModelEndpoint, bool]:
+    """Create the model endpoint `name` or update the given fields; (endpoint, created).
+
+    The catalog is shared by all projects, so only superusers (or the operator's CLI) edit it.
+    """
+    unknown = set(fields) - ENDPOINT_FIELDS
+    if unknown:
+        raise Invalid(f"Unknown model endpoint fields: {', '.join(sorted(unknown))}.")
+    if actor is not None and not actor.is_superuser:
+        raise Forbidden("Only superusers may change the model catalog.")
+    endpoint = ModelEndpoint.objects.select_for_update().filter(name=name).first()
+    created = endpoint is None
+    if created:
+        endpoint = ModelEndpoint(name=name, display_name=fields.get("display_name") or name)
+    for field, value in fields.items():
+        setattr(endpoint, field, value)
+    try:
+        endpoint.full_clean()
+    except ValidationError as exc:
+        problems = {field: " ".join(messages) for field, messages in exc.message_dict.items()}
+        summary = "; ".join(f"{field}: {message}" for field, message in problems.items())
+        raise Invalid(f"Invalid model endpoint {name!r}: {summary}", details=problems) from None
+    endpoint.save()
+    logger.info("prompts.endpoint_saved", endpoint=name, created=created)
+    return endpoint, created

@@ -3,6 +3,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -12,8 +13,37 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
+def _test_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # A fresh key space per test: breaker and limit counters never leak between tests, and
+    # nothing flushes the Redis database that the broker shares.
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    settings.GATEWAY_BACKOFF_SECONDS = 0.01
+
+
+@pytest.fixture(scope="session")
+def _fake_openai_server():
+    from tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_server(_fake_openai_server):
+    """The fake OpenAI-compatible server on 127.0.0.1, reset for this test."""
+    _fake_openai_server.reset()
+    return _fake_openai_server
+
+
+@pytest.fixture
+def endpoint(db, llm_server, monkeypatch):
+    """A model endpoint that LiteLLM reaches over HTTP at the fake server."""
+    from tests.factories import ModelEndpointFactory
+
+    monkeypatch.setenv("PROMPTLAB_TEST_OPENAI_KEY", "sk-test-123")
+    return ModelEndpointFactory(api_base=llm_server.base_url, api_key_env="PROMPTLAB_TEST_OPENAI_KEY")
 
 
 def free_port() -> int:
@@ -75,3 +105,18 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     )  # fmt: skip
     yield process
     stop(process)
+
+
+@pytest.fixture
+def socket_guard(monkeypatch):
+    """Records every outgoing connection attempt (and refuses it); the test asserts the list is empty."""
+    attempts = []
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        attempts.append(address)
+        raise OSError(f"network access during a test that must stay offline: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    yield attempts
+    monkeypatch.setattr(socket.socket, "connect", real_connect)

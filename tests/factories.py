@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from prompts.models import Membership, Project, Role
+from prompts.models import Membership, ModelEndpoint, Project, Role
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -29,3 +29,14 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     user = factory.SubFactory(UserFactory, is_staff=True)
     role = Role.EDITOR
+
+
+class ModelEndpointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ModelEndpoint
+
+    name = factory.Sequence(lambda n: f"endpoint-{n}")
+    display_name = factory.Sequence(lambda n: f"Endpoint {n}")
+    model = "openai/gpt-4o-mini"
+    timeout_seconds = 5
+    max_retries = 2

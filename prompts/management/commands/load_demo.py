@@ -4,11 +4,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from prompts import services
-from prompts.models import Project, Role
+from prompts.models import DEMO_PROVIDER, ModelEndpoint, Project, Role
 
 DEMO_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "promptlab-demo"
 DEMO_SLUG = "demo"
+DEMO_ENDPOINT = "demo"
 
 
 class Command(BaseCommand):
@@ -29,6 +30,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Created the project {project.slug}.")
         elif not project.memberships.filter(user=admin).exists():
             services.membership_set(project=project, user=admin, role=Role.OWNER)
+        if not ModelEndpoint.objects.filter(name=DEMO_ENDPOINT).exists():
+            services.endpoint_save(name=DEMO_ENDPOINT, display_name="Demo model", model=f"{DEMO_PROVIDER}/echo")
+            self.stdout.write("Added the offline demo model to the catalog.")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Sign in at {settings.BASE_URL}/accounts/login/ as {DEMO_EMAIL} with the password "

@@ -1,0 +1,146 @@
+"""Per-endpoint rate limits and circuit breakers, kept in the Django cache.
+
+With REDIS_URL set the cache is Redis, so every web and worker process shares one limit
+and one breaker per endpoint; in the embedded default the local-memory cache gives each
+process its own. Only atomic cache operations are used (add, incr, delete), so the same
+code is correct on both.
+"""
+
+import random
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+from prompts.models import ModelEndpoint
+from prompts.llm_errors import TransientError
+
+
+class LimitExceeded(TransientError):
+    def __init__(self, message, *, endpoint: ModelEndpoint, retry_after: float):
+        super().__init__(message, kind="busy", retry_after=retry_after, details={"endpoint": endpoint.name})
+
+
+class CircuitOpen(TransientError):
+    def __init__(self, message, *, endpoint: ModelEndpoint, retry_after: float):
+        super().__init__(message, kind="circuit_open", retry_after=retry_after, details={"endpoint": endpoint.name})
+
+
+def _key(endpoint: ModelEndpoint, *parts) -> str:
+    return ":".join(["gateway", str(endpoint.pk), *map(str, parts)])
+
+
+def _take_request_slot(endpoint: ModelEndpoint) -> float:
+    """Count one request in the current minute; 0 when allowed, else seconds until the next minute."""
+    if not endpoint.requests_per_minute:
+        return 0
+    now = time.time()
+    minute = int(now // 60)
+    key = _key(endpoint, "rpm", minute)
+    cache.add(key, 0, timeout=120)
+    if cache.incr(key) <= endpoint.requests_per_minute:
+        return 0
+    return (minute + 1) * 60 - now
+
+
+def _take_concurrency_slot(endpoint: ModelEndpoint, token: str) -> str | None:
+    """Claim one of max_concurrency leased slots; None when all are taken.
+
+    A slot's lease outlives the longest possible call, so one held by a killed process
+    frees itself.
+    """
+    if not endpoint.max_concurrency:
+        return ""
+    lease = int(endpoint.timeout_seconds * (endpoint.max_retries + 1) + settings.GATEWAY_BACKOFF_MAX_SECONDS * endpoint.max_retries) + 30
+    for slot in random.sample(range(endpoint.max_concurrency), endpoint.max_concurrency):
+        key = _key(endpoint, "slot", slot)
+        if cache.add(key, token, timeout=lease):
+            return key
+    return None
+
+
+@contextmanager
+def endpoint_slot(endpoint: ModelEndpoint):
+    """Hold one request of the endpoint's rate and one of its concurrent calls.
+
+    Waits up to GATEWAY_LIMIT_WAIT_SECONDS for room, then raises LimitExceeded.
+    """
+    deadline = time.monotonic() + settings.GATEWAY_LIMIT_WAIT_SECONDS
+    token = uuid.uuid4().hex
+    slot = None
+    while slot is None:
+        slot = _take_concurrency_slot(endpoint, token)
+        if slot is None:
+            _wait_or_give_up(deadline, 0.05, endpoint, f"all {endpoint.max_concurrency} concurrent calls are in use")
+    try:
+        while wait := _take_request_slot(endpoint):
+            _wait_or_give_up(deadline, wait, endpoint, f"its limit of {endpoint.requests_per_minute} requests per minute is reached")
+        yield
+    finally:
+        if slot and cache.get(slot) == token:
+            cache.delete(slot)
+
+
+def _wait_or_give_up(deadline: float, wait: float, endpoint: ModelEndpoint, reason: str) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or wait > remaining:
+        raise LimitExceeded(
+            f"The model endpoint {endpoint.name!r} is busy: {reason}. Try again shortly.",
+            endpoint=endpoint,
+            retry_after=round(wait, 1),
+        )
+    time.sleep(wait + random.uniform(0, 0.05))
+
+
+# --- Circuit breaker ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    failures: int
+    open_until: float | None  # epoch seconds
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_until is not None and time.time() < self.open_until
+
+    def __str__(self):
+        if self.is_open:
+            return f"open for {self.open_until - time.time():.0f}s more ({self.failures} failures in a row)"
+        return f"closed ({self.failures} failures in a row)" if self.failures else "closed"
+
+
+def breaker_state(endpoint: ModelEndpoint) -> BreakerState:
+    values = cache.get_many([_key(endpoint, "failures"), _key(endpoint, "open_until")])
+    return BreakerState(values.get(_key(endpoint, "failures"), 0), values.get(_key(endpoint, "open_until")))
+
+
+def breaker_check(endpoint: ModelEndpoint) -> None:
+    """Fail fast while the breaker is open. After the cool-down, calls go through again
+    and the next result closes or reopens it."""
+    state = breaker_state(endpoint)
+    if state.is_open:
+        remaining = state.open_until - time.time()
+        raise CircuitOpen(
+            f"The model endpoint {endpoint.name!r} failed {state.failures} times in a row; calls are paused "
+            f"for {remaining:.0f}s more.",
+            endpoint=endpoint,
+            retry_after=round(remaining, 1),
+        )
+
+
+def breaker_close(endpoint: ModelEndpoint) -> None:
+    """After a success, or an operator's reset in the admin: count from zero again."""
+    cache.delete_many([_key(endpoint, "failures"), _key(endpoint, "open_until")])
+
+
+def breaker_record_failure(endpoint: ModelEndpoint) -> None:
+    """Count a transient failure; the Nth in a row opens the breaker for the cool-down."""
+    key = _key(endpoint, "failures")
+    cache.add(key, 0, timeout=None)
+    if cache.incr(key) >= settings.GATEWAY_BREAKER_FAILURES:
+        cooldown = settings.GATEWAY_BREAKER_COOLDOWN_SECONDS
+        cache.set(_key(endpoint, "open_until"), time.time() + cooldown, timeout=int(cooldown) + 1)
