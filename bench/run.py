@@ -79,18 +79,19 @@ def _print_setup(database: str) -> None:
 
 def _print_table(comparisons: list) -> None:
     header = ("benchmark", "measured", "baseline", "ratio")
-    rows = [
-        (c.name, f"{c.measured:,.0f} {c.unit}", f"{c.baseline:,.0f} {c.unit}", f"{c.ratio:.1f}x")
-        for c in comparisons
-    ]
+    rows = [(c.name, _figure(c.measured, c.unit), _figure(c.baseline, c.unit), f"{c.ratio:.2f}x") for c in comparisons]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * width for width in widths), *rows]:
         name, *figures = row
         print("  ".join([name.ljust(widths[0]), *(f.rjust(w) for f, w in zip(figures, widths[1:]))]))
-    print("\nratio = baseline / measured: how many times slower than the baseline (1.0x = no extra cost).")
+    print("\nratio: how many times the baseline's cost (1.00x = no extra cost).")
     for c in comparisons:
         if c.note:
             print(f"- {c.name}: {c.note}")
+
+
+def _figure(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.2f} {unit}"
 
 
 if __name__ == "__main__":

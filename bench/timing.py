@@ -13,18 +13,23 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Comparison:
-    """One row of the table: a rate measured beside the baseline rate it is judged against."""
+    """One row of the table: a figure measured beside the baseline it is judged against.
+
+    Figures are rates (higher is better, e.g. req/s) unless `lower_is_better` marks them
+    as costs (ms per call, seconds, MB).
+    """
 
     name: str
     unit: str
     measured: float
     baseline: float
     note: str = ""
+    lower_is_better: bool = False
 
     @property
     def ratio(self) -> float:
-        """How many times slower than the baseline: 1.0 means the measured thing costs nothing extra."""
-        return self.baseline / self.measured
+        """How many times the baseline's cost: 1.0 means the measured thing costs nothing extra."""
+        return self.measured / self.baseline if self.lower_is_better else self.baseline / self.measured
 
 
 def rates(

@@ -137,7 +137,7 @@ def _call(endpoint: ModelEndpoint, send: Callable[[], Any]) -> tuple[Any, float,
     attempts = 0
     while True:
         attempts += 1
-        limits.breaker_check(endpoint)
+        breaker = limits.breaker_check(endpoint)
         try:
             with limits.endpoint_slot(endpoint):
                 started = time.perf_counter()
@@ -157,7 +157,8 @@ def _call(endpoint: ModelEndpoint, send: Callable[[], Any]) -> tuple[Any, float,
                 raise error from exc
             time.sleep(wait)
             continue
-        limits.breaker_close(endpoint)
+        if breaker.failures:
+            limits.breaker_close(endpoint)
         return response, latency_ms, attempts
 
 

@@ -118,9 +118,9 @@ def breaker_state(endpoint: ModelEndpoint) -> BreakerState:
     return BreakerState(values.get(_key(endpoint, "failures"), 0), values.get(_key(endpoint, "open_until")))
 
 
-def breaker_check(endpoint: ModelEndpoint) -> None:
-    """Fail fast while the breaker is open. After the cool-down, calls go through again
-    and the next result closes or reopens it."""
+def breaker_check(endpoint: ModelEndpoint) -> BreakerState:
+    """Fail fast while the breaker is open, else return its state. After the cool-down,
+    calls go through again and the next result closes or reopens it."""
     state = breaker_state(endpoint)
     if state.is_open:
         remaining = state.open_until - time.time()
@@ -130,6 +130,7 @@ def breaker_check(endpoint: ModelEndpoint) -> None:
             endpoint=endpoint,
             retry_after=round(remaining, 1),
         )
+    return state
 
 
 def breaker_close(endpoint: ModelEndpoint) -> None:
