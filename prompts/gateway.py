@@ -30,6 +30,7 @@ from prompts import catalog, limits
 from prompts.llm_errors import RAW_BODY_BYTES, GatewayError, PermanentError, classify
 from prompts.models import ModelEndpoint
 from prompts.params import validate_params
+from promptlab.errors import Invalid
 
 logger = structlog.get_logger(__name__)
 
@@ -82,6 +83,7 @@ def complete(*, endpoint: ModelEndpoint, messages: list[dict], params: dict | No
     answer is returned with cached=True and cost 0, so nothing is billed twice.
     """
     params = validate_params(params)
+    _check_messages(messages)
     credentials = catalog.endpoint_credentials(endpoint)
     use_cache = settings.GATEWAY_RESPONSE_CACHE_SECONDS > 0 and (
         cache_response if cache_response is not None else params.get("temperature") == 0
@@ -130,6 +132,19 @@ def embed(*, endpoint: ModelEndpoint, texts: list[str]) -> Embeddings:
     prices = catalog.prices_per_token(endpoint)
     cost = prices[0] * prompt_tokens if prices else None
     return Embeddings(vectors=vectors, prompt_tokens=prompt_tokens, cost=cost, latency_ms=latency_ms, attempts=attempts)
+
+
+ROLES = {"system", "user", "assistant", "tool"}
+
+
+def _check_messages(messages) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise Invalid("A model call needs at least one message.")
+    for number, message in enumerate(messages, start=1):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise Invalid(f"Message {number} needs a role: one of {', '.join(sorted(ROLES))}.", details={"message": number})
+        if not isinstance(message.get("content"), (str, list)):
+            raise Invalid(f"Message {number} needs a content (text or a list of parts).", details={"message": number})
 
 
 def _call(endpoint: ModelEndpoint, send: Callable[[], Any]) -> tuple[Any, float, int]:

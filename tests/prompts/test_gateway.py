@@ -1,5 +1,8 @@
 """The gateway over real HTTP: LiteLLM -> the fake OpenAI-compatible server on 127.0.0.1."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from decimal import Decimal
@@ -9,6 +12,7 @@ import pytest
 from prompts import gateway, limits
 from prompts.llm_errors import PermanentError, TransientError
 from promptlab.errors import Invalid
+from tests.conftest import ROOT
 from tests.fake_openai import Scripted
 
 GPT_4O_MINI = (Decimal("1.5e-07"), Decimal("6e-07"))  # LiteLLM's bundled prices per token
@@ -290,3 +294,35 @@ def test_embeddings(endpoint, llm_server):
     assert result.vectors[0] != result.vectors[1]
     assert result.prompt_tokens == 4 and result.cost is not None
     assert llm_server.requests[0]["path"] == "/v1/embeddings"
+
+
+@pytest.mark.parametrize(
+    "messages, message",
+    [([], "at least one message"), ([{"role": "wizard", "content": "hi"}], "Message 1 needs a role"),
+     ([{"role": "user", "content": "a"}, {"role": "user"}], "Message 2 needs a content")],
+)  # fmt: skip
+def test_malformed_messages_fail_before_any_network_call(endpoint, llm_server, messages, message):
+    with pytest.raises(Invalid, match=message):
+        gateway.complete(endpoint=endpoint, messages=messages)
+    assert llm_server.requests == []
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="limits are shared across processes only through Redis")
+def test_the_rate_limit_is_shared_with_other_processes(endpoint, llm_server, settings):
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": "promptlab"}}  # what every process uses
+    settings.GATEWAY_LIMIT_WAIT_SECONDS = 0.2
+    endpoint.requests_per_minute = 2
+    if 60 - time.time() % 60 < 5:
+        time.sleep(5)
+    other_process = (
+        "import django; django.setup()\n"
+        "from prompts import limits; from prompts.models import ModelEndpoint\n"
+        f"endpoint = ModelEndpoint(pk={endpoint.pk}, name='x', requests_per_minute=2)\n"
+        "for _ in range(2):\n"
+        "    with limits.endpoint_slot(endpoint): pass\n"
+    )
+    subprocess.run([sys.executable, "-c", other_process], cwd=ROOT, check=True, capture_output=True, timeout=60)
+
+    with pytest.raises(limits.LimitExceeded):
+        gateway.complete(endpoint=endpoint, messages=HELLO)
+    assert llm_server.requests == []
