@@ -108,12 +108,20 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def socket_guard(monkeypatch):
-    """Records every outgoing connection attempt (and refuses it); the test asserts the list is empty."""
+def socket_guard(monkeypatch, settings):
+    """Refuses and records every connection except to the project's own database and Redis;
+    the test asserts the list is empty."""
+    from urllib.parse import urlsplit
+
+    services = {int(settings.DATABASES["default"].get("PORT") or 5432)}
+    if settings.REDIS_URL:
+        services.add(urlsplit(settings.REDIS_URL).port or 6379)
     attempts = []
     real_connect = socket.socket.connect
 
     def connect(self, address):
+        if isinstance(address, tuple) and address[1] in services:
+            return real_connect(self, address)
         attempts.append(address)
         raise OSError(f"network access during a test that must stay offline: {address}")
 
