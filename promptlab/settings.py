@@ -165,6 +165,11 @@ GATEWAY_BACKOFF_MAX_SECONDS = env("GATEWAY_BACKOFF_MAX_SECONDS", 20.0, cast=floa
 GATEWAY_LIMIT_WAIT_SECONDS = env("GATEWAY_LIMIT_WAIT_SECONDS", 30.0, cast=float)
 GATEWAY_RESPONSE_CACHE_SECONDS = env("GATEWAY_RESPONSE_CACHE_SECONDS", 86400, cast=int)
 
+# --- Prompt rendering limits ---------------------------------------------------------------
+PROMPT_RENDER_MAX_CHARS = env("PROMPT_RENDER_MAX_CHARS", 200_000, cast=int)
+PROMPT_RENDER_MAX_ITEMS = env("PROMPT_RENDER_MAX_ITEMS", 10_000, cast=int)
+PROMPT_RENDER_TIMEOUT_SECONDS = env("PROMPT_RENDER_TIMEOUT_SECONDS", 2.0, cast=float)
+
 # --- Accounts -------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, validate_slug
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 
 class Project(models.Model):
@@ -116,3 +117,108 @@ class ModelEndpoint(models.Model):
             raise ValidationError({"model": "Give the provider too, e.g. openai/gpt-4o-mini."})
         if (self.input_cost_per_token is None) != (self.output_cost_per_token is None):
             raise ValidationError("Set both prices per token, or neither to use LiteLLM's price list.")
+
+
+class Kind(models.TextChoices):
+    TEXT = "text", "Text"
+    CHAT = "chat", "Chat"
+
+
+class PromptContent:
+    """What a prompt and each of its historical versions say, and how to read it."""
+
+    def parts(self) -> list[tuple[str, str]]:
+        """(where, template source) for every template in the prompt, for parsing and errors."""
+        if self.kind == Kind.TEXT:
+            return [("Template", self.template)]
+        return [
+            (f"Message {number}", message["content"])
+            for number, message in enumerate(self.messages or [], start=1)
+            if "content" in message
+        ]
+
+    def placeholders(self) -> list[str]:
+        return [message["placeholder"] for message in self.messages or [] if "placeholder" in message]
+
+    def source_text(self) -> str:
+        """The text a snippet contributes where another prompt includes it."""
+        from promptlab.errors import Invalid
+
+        if self.kind != Kind.TEXT:
+            raise Invalid(f"{self.name!r} is a chat prompt; only text prompts can be included.")
+        return self.template
+
+
+class Prompt(PromptContent, models.Model):
+    """A named prompt of a project. Every save through prompts.services is a new version,
+    kept immutably in `history` with its author and change message."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    name = models.SlugField(max_length=100, help_text="Unique in the project; services fetch the prompt by it.")
+    description = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    template = models.TextField(blank=True, help_text="Text prompts: a Jinja2 template, e.g. Hello {{ name }}.")
+    messages = models.JSONField(
+        default=list, blank=True,
+        help_text='Chat prompts: [{"role": "system", "content": "..."}, {"placeholder": "history"}, ...]',
+    )  # fmt: skip
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="prompts", verbose_name="model")
+    params = models.JSONField(default=dict, blank=True, help_text='e.g. {"temperature": 0.2, "max_tokens": 300}')
+    variables = models.JSONField(
+        default=list, blank=True,
+        help_text='Declared variables: [{"name": "customer", "type": "string", "required": true, "default": null, "description": "..."}]',
+    )  # fmt: skip
+    strict_variables = models.BooleanField(default=True, help_text="Refuse variables the prompt does not use.")
+    used_variables = models.JSONField(default=list, editable=False)
+    version = models.PositiveIntegerField(default=0, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(
+        bases=[PromptContent, models.Model], history_change_reason_field=models.TextField(null=True), excluded_fields=["updated_at"]
+    )
+
+    CONTENT_FIELDS = ["description", "tags", "kind", "template", "messages", "endpoint_id", "params", "variables", "strict_variables"]  # fmt: skip
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="prompt_unique_name_per_project")]
+
+    def __str__(self):
+        return self.name
+
+
+class Label(models.Model):
+    """A named pointer at one version of a prompt: how a version ships and rolls back."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="labels")
+    name = models.SlugField(max_length=50)
+    version = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["prompt", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "name"], name="label_unique_per_prompt"),
+            models.CheckConstraint(condition=~models.Q(name="latest"), name="label_latest_is_implicit"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} → v{self.version}"
+
+
+class LabelMove(models.Model):
+    """One move of a label: who, when, from which version to which."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="label_moves")
+    label = models.SlugField(max_length=50)
+    from_version = models.PositiveIntegerField(null=True, blank=True)
+    to_version = models.PositiveIntegerField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    message = models.TextField(blank=True)
+    moved_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-moved_at", "-id"]
+
+    def __str__(self):
+        return f"{self.label}: v{self.from_version or '-'} → v{self.to_version}"

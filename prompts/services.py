@@ -11,7 +11,8 @@ from django.urls import reverse
 
 from prompts import selectors
 from prompts.access import Action, authorize
-from prompts.models import Membership, ModelEndpoint, Project, Role
+from prompts.models import Label, LabelMove, Membership, ModelEndpoint, Project, Prompt, Role
+from prompts.validation import validate_prompt
 from promptlab.errors import Forbidden, Invalid
 
 logger = structlog.get_logger(__name__)
@@ -174,3 +175,97 @@ def endpoint_save(*, name: str, actor=None, **fields) -> tuple[ModelEndpoint, bo
     endpoint.save()
     logger.info("prompts.endpoint_saved", endpoint=name, created=created)
     return endpoint, created
+
+
+# --- Prompts and labels --------------------------------------------------------------------
+
+PROMPT_FIELDS = {"description", "tags", "kind", "template", "messages", "endpoint", "params", "variables", "strict_variables"}
+
+
+@transaction.atomic
+def prompt_create(*, project: Project, actor, name: str, message: str, **fields) -> Prompt:
+    """Create a prompt as version 1."""
+    authorize(actor, project, Action.EDIT)
+    try:
+        validate_slug(name)
+    except ValidationError:
+        raise Invalid(f"{name!r} is not a valid prompt name: use letters, numbers, hyphens and underscores.", details={"name": name}) from None
+    if Prompt.objects.filter(project=project, name=name).exists():
+        raise Invalid(f"The project already has a prompt named {name!r}.", details={"name": name})
+    prompt = Prompt(project=project, name=name)
+    _apply(prompt, fields)
+    return _save_version(prompt, actor=actor, message=message)
+
+
+@transaction.atomic
+def prompt_update(*, prompt: Prompt, actor, message: str, **fields) -> Prompt:
+    """Save the changed fields as the next version; a save that changes nothing creates none."""
+    authorize(actor, prompt.project, Action.EDIT)
+    prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
+    before = {field: getattr(prompt, field) for field in Prompt.CONTENT_FIELDS}
+    _apply(prompt, fields)
+    if {field: getattr(prompt, field) for field in Prompt.CONTENT_FIELDS} == before:
+        return prompt
+    return _save_version(prompt, actor=actor, message=message)
+
+
+@transaction.atomic
+def prompt_revert(*, prompt: Prompt, actor, version: int, message: str = "") -> Prompt:
+    """Save the content of an earlier version as a new version."""
+    old = selectors.prompt_version(prompt=prompt, version=version)
+    content = {field: getattr(old, field) for field in Prompt.CONTENT_FIELDS}
+    content["endpoint"] = ModelEndpoint.objects.get(pk=content.pop("endpoint_id"))
+    return prompt_update(prompt=prompt, actor=actor, message=message or f"Revert to version {version}", **content)
+
+
+@transaction.atomic
+def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str = "") -> Label:
+    """Point the label at the version, recording who moved it from where. Moving production
+    needs an admin; other labels need an editor."""
+    authorize(actor, prompt.project, Action.MANAGE if label == "production" else Action.EDIT)
+    if label == "latest":
+        raise Invalid("'latest' always means the newest version and cannot be moved.", details={"label": label})
+    try:
+        validate_slug(label)
+    except ValidationError:
+        raise Invalid(f"{label!r} is not a valid label name.", details={"label": label}) from None
+    selectors.prompt_version(prompt=prompt, version=version)  # raises NotFound for a version that does not exist
+    current = Label.objects.select_for_update().filter(prompt=prompt, name=label).first()
+    if current is not None and current.version == version:
+        return current
+    moved, _ = Label.objects.update_or_create(prompt=prompt, name=label, defaults={"version": version})
+    LabelMove.objects.create(
+        prompt=prompt, label=label, from_version=current and current.version, to_version=version,
+        actor=actor, message=message,
+    )  # fmt: skip
+    logger.info("prompts.label_moved", prompt_id=prompt.pk, label=label, to_version=version)
+    return moved
+
+
+@transaction.atomic
+def label_rollback(*, prompt: Prompt, actor, label: str) -> Label:
+    """Move the label back to where its last move took it from."""
+    last = LabelMove.objects.filter(prompt=prompt, label=label).first()
+    if last is None or last.from_version is None:
+        raise Invalid(f"The label {label!r} has no earlier version to roll back to.", details={"label": label})
+    return label_move(prompt=prompt, actor=actor, label=label, version=last.from_version, message=f"Roll back from version {last.to_version}")
+
+
+def _apply(prompt: Prompt, fields: dict) -> None:
+    unknown = set(fields) - PROMPT_FIELDS
+    if unknown:
+        raise Invalid(f"Unknown prompt fields: {', '.join(sorted(unknown))}.")
+    for field, value in fields.items():
+        setattr(prompt, field, value)
+
+
+def _save_version(prompt: Prompt, *, actor, message: str) -> Prompt:
+    if not (message or "").strip():
+        raise Invalid("Say what changed: a change message is required.", details={"message": "required"})
+    prompt.used_variables = validate_prompt(prompt)
+    prompt.version += 1
+    prompt._change_reason = message.strip()
+    prompt._history_user = actor
+    prompt.save()
+    logger.info("prompts.prompt_saved", prompt_id=prompt.pk, version=prompt.version)
+    return prompt
