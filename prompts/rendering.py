@@ -219,7 +219,7 @@ def render_template(source: str, variables: dict, *, project_id: int, cache_key=
     except TemplateNotFound as exc:
         raise RenderError(f"Included prompt {exc.name.partition('/')[2] or exc.name!r} does not exist.") from None
     except SecurityError as exc:
-        raise RenderError(f"Refused: {exc}.") from None
+        raise RenderError(f"Refused: {str(exc).rstrip('.')}.") from None
     except RecursionError:
         raise RenderError(f"Includes or macros nest too deeply (the limit is {MAX_INCLUDE_DEPTH} includes).") from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
