@@ -117,10 +117,8 @@ class SnippetLoader(BaseLoader):
         project_id, _, reference = template.partition("/")
         version = resolve_include(int(project_id), reference)
         source = version.source_text()
-        # An exact version never changes; a label or "latest" may move, so re-check it.
-        return source, template, (lambda: True) if reference.partition("@")[2].isdigit() else (
-            lambda: resolve_include(int(project_id), reference).version == version.version
-        )
+        # Labels move; and a recreated database may reuse ids: re-check what the name means now.
+        return source, template, lambda: resolve_include(int(project_id), reference).source_text() == source
 
 
 def _environment() -> PromptEnvironment:
@@ -192,11 +190,14 @@ def _template(source: str, cache_key):
     """Compile once per (prompt, version, part); previews of unsaved text compile every time."""
     if cache_key is None:
         return ENV.from_string(source)
-    template = _compiled.get(cache_key)
-    if template is None:
-        template = _compiled[cache_key] = ENV.from_string(source)
-        if len(_compiled) > 5000:
-            _compiled.popitem(last=False)
+    cached = _compiled.get(cache_key)
+    # The source is compared too, so a reused id (a recreated database) never serves stale text.
+    if cached is not None and (cached[0] is source or cached[0] == source):
+        return cached[1]
+    template = ENV.from_string(source)
+    _compiled[cache_key] = (source, template)
+    if len(_compiled) > 5000:
+        _compiled.popitem(last=False)
     return template
 
 

@@ -18,16 +18,11 @@ def validate_prompt(prompt) -> list[str]:
     problems: dict[str, str] = {}
     used: set[str] = set()
     _check_shape(prompt, problems)
-    if "messages" not in problems and "template" not in problems:
-        for where, source in prompt.parts():
-            field = "template" if prompt.kind == Kind.TEXT else "messages"
-            try:
-                tree = rendering.parse(source, where)
-                used |= rendering.variables_of(tree)
-                used |= _check_includes(prompt, rendering.includes_of(tree, where), depth=1, path=[prompt.name])
-            except Invalid as exc:
-                problems.setdefault(field, exc.message)
-        used |= set(prompt.placeholders())
+    if "messages" not in problems and "template" not in problems and "kind" not in problems:
+        try:
+            used = template_variables(prompt)
+        except Invalid as exc:
+            problems["template" if prompt.kind == Kind.TEXT else "messages"] = exc.message
     try:
         validate_params(prompt.params)
     except Invalid as exc:
@@ -42,6 +37,17 @@ def validate_prompt(prompt) -> list[str]:
     if problems:
         raise Invalid(" ".join(f"{field}: {message}" for field, message in problems.items()), details=problems)
     return sorted(used)
+
+
+def template_variables(prompt) -> set[str]:
+    """The variables the prompt's templates, placeholders and included snippets use; Invalid
+    for a syntax error, a bad or unknown include, a cycle or nesting that is too deep."""
+    used = set(prompt.placeholders())
+    for where, source in prompt.parts():
+        tree = rendering.parse(source, where)
+        used |= rendering.variables_of(tree)
+        used |= _check_includes(prompt, rendering.includes_of(tree, where), depth=1, path=[prompt.name])
+    return used
 
 
 def _check_shape(prompt, problems: dict) -> None:
