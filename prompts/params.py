@@ -3,11 +3,11 @@
 from promptlab.errors import Invalid
 
 RULES = {
-    "temperature": (float, 0.0, 2.0),
-    "top_p": (float, 0.0, 1.0),
+    "temperature": (float, 0, 2),
+    "top_p": (float, 0, 1),
     "max_tokens": (int, 1, 1_000_000),
-    "presence_penalty": (float, -2.0, 2.0),
-    "frequency_penalty": (float, -2.0, 2.0),
+    "presence_penalty": (float, -2, 2),
+    "frequency_penalty": (float, -2, 2),
     "seed": (int, 0, 2**63 - 1),
 }
 RESPONSE_FORMAT_TYPES = {"text", "json_object", "json_schema"}
@@ -23,7 +23,7 @@ def validate_params(params: dict | None) -> dict:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
                 problems[name] = f"must be {'an integer' if kind is int else 'a number'}"
             elif not low <= value <= high:
-                problems[name] = f"must be between {low:g} and {high:g}"
+                problems[name] = f"must be between {low} and {high}"
         elif name == "stop":
             stops = [value] if isinstance(value, str) else value
             if not isinstance(stops, list) or not 1 <= len(stops) <= 4 or not all(isinstance(s, str) and s for s in stops):
