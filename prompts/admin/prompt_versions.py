@@ -64,6 +64,7 @@ class PromptAdmin(admin.ModelAdmin):
     list_filter = ["project", "kind"]
     search_fields = ["name", "description"]
     change_form_template = "admin/prompts/prompt/change_form.html"
+    fields = [*FORM_FIELDS, "change_message"]
 
     def get_queryset(self, request):
         last_author = (

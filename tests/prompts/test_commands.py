@@ -78,3 +78,19 @@ def test_load_demo_is_refused_in_production(settings):
     with pytest.raises(CommandError, match="refused when DJANGO_ENV=production"):
         call_command("load_demo")
     assert not get_user_model().objects.exists()
+
+
+def test_the_demo_prompt_renders_and_runs_on_the_offline_model():
+    from prompts import gateway, selectors
+    from prompts.models import Prompt
+    from prompts.rendering import render_version
+
+    call_command("load_demo")
+    prompt = Prompt.objects.get(name="support-reply")
+    version = selectors.prompt_version(prompt=prompt, label="production")
+
+    rendered = render_version(version, {"question": "Where is my parcel?"})
+    result = gateway.complete(endpoint=prompt.endpoint, messages=rendered.messages, params=version.params)
+
+    assert rendered.messages[0]["content"].endswith("-- Sam, Acme support")
+    assert "Where is my parcel?" in result.text and result.cost == 0

@@ -4,12 +4,33 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from prompts import services
-from prompts.models import DEMO_PROVIDER, ModelEndpoint, Project, Role
+from prompts.models import DEMO_PROVIDER, ModelEndpoint, Project, Prompt, Role
 
 DEMO_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "promptlab-demo"
 DEMO_SLUG = "demo"
 DEMO_ENDPOINT = "demo"
+DEMO_PROMPTS = {
+    "signature": {"description": "Sign-off shared by the support prompts.", "template": "-- {{ agent }}, Acme support"},
+    "support-reply": {
+        "description": "Answers a customer's question in the company's voice.",
+        "kind": "chat",
+        "messages": [
+            {"role": "system", "content": "You are a friendly support agent for Acme. Answer in {{ language }}.\n"
+                                          "End with:\n{% include 'signature' %}"},
+            {"placeholder": "history"},
+            {"role": "user", "content": "{{ question }}"},
+        ],
+        "params": {"temperature": 0.2, "max_tokens": 300},
+        "variables": [
+            {"name": "language", "type": "string", "default": "English", "description": "Language of the answer"},
+            {"name": "agent", "type": "string", "default": "Sam"},
+            {"name": "history", "type": "list", "required": False, "description": "Earlier messages"},
+            {"name": "question", "type": "string", "description": "The customer's question"},
+        ],
+        "tags": ["support"],
+    },
+}
 
 
 class Command(BaseCommand):
@@ -30,9 +51,15 @@ class Command(BaseCommand):
             self.stdout.write(f"Created the project {project.slug}.")
         elif not project.memberships.filter(user=admin).exists():
             services.membership_set(project=project, user=admin, role=Role.OWNER)
-        if not ModelEndpoint.objects.filter(name=DEMO_ENDPOINT).exists():
-            services.endpoint_save(name=DEMO_ENDPOINT, display_name="Demo model", model=f"{DEMO_PROVIDER}/echo")
+        endpoint = ModelEndpoint.objects.filter(name=DEMO_ENDPOINT).first()
+        if endpoint is None:
+            endpoint, _ = services.endpoint_save(name=DEMO_ENDPOINT, display_name="Demo model", model=f"{DEMO_PROVIDER}/echo")
             self.stdout.write("Added the offline demo model to the catalog.")
+        for name, fields in DEMO_PROMPTS.items():
+            if not Prompt.objects.filter(project=project, name=name).exists():
+                prompt = services.prompt_create(project=project, actor=admin, name=name, message="Demo prompt", endpoint=endpoint, **fields)
+                services.label_move(prompt=prompt, actor=admin, label="production", version=prompt.version)
+                self.stdout.write(f"Added the demo prompt {name}.")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Sign in at {settings.BASE_URL}/accounts/login/ as {DEMO_EMAIL} with the password "
