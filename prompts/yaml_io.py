@@ -40,6 +40,7 @@ Export writes the latest version of every prompt, or with `label` the version th
 points at (prompts without that label are skipped), listing the labels that point at it.
 """
 
+import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ from django.db import transaction
 
 from prompts import selectors, services
 from prompts.models import Kind, Label, ModelEndpoint, Project, Prompt
-from promptlab.errors import DomainError, Forbidden, Invalid, NotFound
+from promptlab.errors import DomainError, Forbidden, Invalid
 
 KEYS = ("name", "description", "tags", "kind", "template", "messages", "model", "params", "variables", "strict_variables", "labels")  # fmt: skip
 DEFAULTS = {"description": "", "tags": [], "params": {}, "variables": [], "strict_variables": True}
@@ -139,9 +140,13 @@ def _read(path: Path, endpoints: dict) -> _PromptFile:
         data = yaml.safe_load(text)
     except UnicodeDecodeError:
         raise _FileFailed([_Problem(None, "the file is not UTF-8 text.")]) from None
+    except OSError as exc:
+        raise _FileFailed([_Problem(None, f"cannot read the file: {exc.strerror or exc}.")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        problem = exc.problem or exc.context or "not YAML"
+        if exc.context and exc.problem and exc.context_mark:
+            problem += f" ({exc.context} started on line {exc.context_mark.line + 1})"
         raise _FileFailed([_Problem(mark.line + 1 if mark else None, f"invalid YAML: {problem}.")]) from None
     except yaml.YAMLError as exc:
         raise _FileFailed([_Problem(None, f"invalid YAML: {exc}.")]) from None
@@ -169,16 +174,16 @@ def _read(path: Path, endpoints: dict) -> _PromptFile:
         if key in values and not expected(values[key]):
             problem(key, f"{key} must be {description}.")
     kind = values.get("kind")
+    content_key, other = ("template", "messages") if kind == Kind.TEXT else ("messages", "template")
     if kind is None:
         problem("kind", "kind is required: text or chat.")
     elif kind not in Kind.values:
         problem("kind", f"kind must be text or chat, not {kind!r}.")
     else:
-        needed, other = ("template", "messages") if kind == Kind.TEXT else ("messages", "template")
-        if needed not in values:
-            problem("kind", f"a {kind} prompt needs the key {needed!r}.")
+        if content_key not in values:
+            problem("kind", f"a {kind} prompt needs the key {content_key!r}.")
         if other in values:
-            problem(other, f"a {kind} prompt has {needed!r}, not {other!r}.")
+            problem(other, f"a {kind} prompt has {content_key!r}, not {other!r}.")
     model = values.get("model")
     if model is None:
         problems.append(_Problem(None, "model is required: the name of a model in the catalog."))
@@ -191,11 +196,11 @@ def _read(path: Path, endpoints: dict) -> _PromptFile:
     prompt_file.name = values.get("name", path.stem)
     prompt_file.labels = values.get("labels", [])
     prompt_file.fields = {
-        **{key: values.get(key, default) for key, default in DEFAULTS.items()},
+        **{key: values[key] if key in values else copy.deepcopy(default) for key, default in DEFAULTS.items()},
         "kind": kind,
         # Only the kind's own field: re-importing an export changes nothing even when the
         # other field holds a leftover from before the kind was switched.
-        kind == Kind.TEXT and "template" or "messages": values[needed],
+        content_key: values[content_key],
         "endpoint": endpoints[model],
     }
     return prompt_file
@@ -209,7 +214,6 @@ _TYPES = {
     "name": (lambda value: isinstance(value, str), "text"),
     "description": (lambda value: isinstance(value, str), "text"),
     "tags": (_is_list_of_text, "a list of text"),
-    "kind": (lambda value: isinstance(value, str), "text or chat"),
     "template": (lambda value: isinstance(value, str), "text"),
     "messages": (lambda value: isinstance(value, list), "a list of {role, content} or {placeholder} entries"),
     "model": (lambda value: isinstance(value, str), "the name of a model in the catalog"),
@@ -322,8 +326,8 @@ def _template_line(prompt_file: _PromptFile, key: str, text: str) -> int | None:
 
 def _raise(problems: dict[str, list[_Problem]], *, total: int):
     listed = [f"{name}, {problem}" if problem.line else f"{name}: {problem}" for name, file_problems in sorted(problems.items()) for problem in file_problems]  # fmt: skip
-    files = "1 file has" if len(problems) == 1 else f"{len(problems)} files have"
-    message = f"Nothing was imported: {files} problems (of {total}).\n" + "\n".join(listed)
+    verb = "has" if len(problems) == 1 else "have"
+    message = f"Nothing was imported: {len(problems)} of {total} files {verb} problems.\n" + "\n".join(listed)
     details = {name: "; ".join(str(problem) for problem in file_problems) for name, file_problems in sorted(problems.items())}
     forbidden = any(problem.forbidden for file_problems in problems.values() for problem in file_problems)
     raise (Forbidden if forbidden else Invalid)(message, details=details)
@@ -358,21 +362,25 @@ def prompts_export(*, project: Project, folder: Path, label: str | None = None) 
     if folder.exists() and not folder.is_dir():
         raise Invalid(f"{folder} exists and is not a folder.", details={"folder": str(folder)})
     folder.mkdir(parents=True, exist_ok=True)
-    endpoints = dict(ModelEndpoint.objects.values_list("pk", "name"))
     written = []
     for prompt in selectors.prompt_list(project=project).order_by("name"):
-        labels = {item.name: item.version for item in prompt.labels.all()}
-        if label not in (None, "latest") and label not in labels:
-            continue
-        try:
-            record = selectors.prompt_version(prompt=prompt, version=labels.get(label))
-        except NotFound:  # a prompt saved outside the services, without history
-            continue
-        data = _export_data(record, endpoints[record.endpoint_id], sorted(name for name, version in labels.items() if version == record.version))  # fmt: skip
-        path = folder / f"{prompt.name}.yaml"
-        path.write_text(prompt_yaml(data), encoding="utf-8")
-        written.append(path)
+        document = prompt_document(prompt, label=label)
+        if document is not None:
+            path = folder / f"{prompt.name}.yaml"
+            path.write_text(document, encoding="utf-8")
+            written.append(path)
     return written
+
+
+def prompt_document(prompt, *, label: str | None = None) -> str | None:
+    """The YAML file for one prompt: its latest version, or the version `label` points at
+    (None when the prompt has no such label)."""
+    labels = {item.name: item.version for item in prompt.labels.all()}
+    if label not in (None, "latest") and label not in labels:
+        return None
+    record = selectors.prompt_version(prompt=prompt, version=labels.get(label))
+    model = ModelEndpoint.objects.values_list("name", flat=True).get(pk=record.endpoint_id)
+    return prompt_yaml(_export_data(record, model, sorted(name for name, version in labels.items() if version == record.version)))
 
 
 def _export_data(record, model: str, labels: list[str]) -> dict:

@@ -3,18 +3,21 @@
 Every change goes through prompts.services; the admin only collects input and shows results.
 """
 
+import io
 import json
+import zipfile
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from prompts import diff, rendering, selectors, services
+from prompts import diff, rendering, selectors, services, yaml_io
 from prompts.access import Action, can
 from prompts.models import Label, ModelEndpoint, Project, Prompt
 from prompts.validation import template_variables, validate_prompt
@@ -63,6 +66,7 @@ class PromptAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "kind", "endpoint", "version", "label_list", "updated_at", "last_author"]
     list_filter = ["project", "kind"]
     search_fields = ["name", "description"]
+    actions = ["export_yaml"]
     change_form_template = "admin/prompts/prompt/change_form.html"
     fields = [*FORM_FIELDS, "change_message"]
 
@@ -128,6 +132,17 @@ class PromptAdmin(admin.ModelAdmin):
 
     def construct_change_message(self, request, form, formsets, add=False):
         return form.cleaned_data.get("change_message", "")
+
+    @admin.action(description="Export the selected prompts as YAML (zip)")
+    def export_yaml(self, request, queryset):
+        """The latest version of each, in the files `import_prompts` reads, one folder per project."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for prompt in queryset.select_related("project").prefetch_related("labels"):
+                archive.writestr(f"{prompt.project.slug}/{prompt.name}.yaml", yaml_io.prompt_document(prompt))
+        response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+        response["Content-Disposition"] = 'attachment; filename="prompts.zip"'
+        return response
 
     # --- Versions, diffs, labels ----------------------------------------------------------
 

@@ -202,3 +202,24 @@ def test_the_preview_refuses_a_prompt_of_another_project(client, model):
     response = client.post(f"{BASE}preview/", {"prompt_id": str(prompt.pk), "template": "x"})
 
     assert response.status_code == 404
+
+
+def test_the_export_action_downloads_yaml_that_import_reads(client, model, tmp_path):
+    import io
+    import zipfile
+
+    from prompts.yaml_io import prompts_import
+
+    editor = member(Role.EDITOR)
+    create(editor, model, name="greet", template="Hello {{ name }}!\nBye.")
+    client.force_login(editor.user)
+
+    response = client.post(BASE, {"action": "export_yaml", "_selected_action": [p.pk for p in Prompt.objects.all()]})
+
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert archive.namelist() == [f"{editor.project.slug}/greet.yaml"]
+    archive.extractall(tmp_path)
+    target = member(Role.OWNER)
+    report = prompts_import(project=target.project, actor=target.user, folder=tmp_path / editor.project.slug)
+    assert report.created == ["greet"]
+    assert Prompt.objects.get(project=target.project).template == "Hello {{ name }}!\nBye."
