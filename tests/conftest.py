@@ -146,6 +146,9 @@ def browser():
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop on this thread from here on; Django would
+    # otherwise refuse the tests' own database calls as if they came from async code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield chromium
@@ -153,10 +156,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server, monkeypatch):
-    # Playwright's sync API keeps an event loop on this thread; Django would otherwise
-    # refuse the test's own database calls as if they came from async code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url)
     page = context.new_page()
     page.set_default_timeout(15_000)

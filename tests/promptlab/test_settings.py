@@ -34,7 +34,9 @@ PRODUCTION = {
 
 
 def run_python(code_or_args, env_overrides, tmp_path):
-    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV"}}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is set for the browser tests and would fail check --deploy.
+    ignored = {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {key: value for key, value in os.environ.items() if key not in ignored}
     env.update({"PROMPTLAB_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "promptlab.settings", **env_overrides})
     args = ["-c", code_or_args] if isinstance(code_or_args, str) else code_or_args
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
