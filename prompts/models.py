@@ -2,6 +2,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, validate_slug
 from django.db import models
+from django.db.models.signals import pre_save
+from django.dispatch import receiver
 from simple_history.models import HistoricalRecords
 
 
@@ -222,3 +224,10 @@ class LabelMove(models.Model):
 
     def __str__(self):
         return f"{self.label}: v{self.from_version or '-'} → v{self.to_version}"
+
+
+@receiver(pre_save, sender=Prompt.history.model)
+def _versions_are_immutable(sender, instance, **kwargs):
+    """A saved version is history: changing one would rewrite what shipped."""
+    if not instance._state.adding:
+        raise ValidationError("Prompt versions are immutable; save a new version instead (revert does).")

@@ -16,6 +16,13 @@ def project_list_for(*, user) -> QuerySet[Project]:
     return projects.annotate(member_count=Count("memberships", distinct=True)).order_by("name")
 
 
+def project_get(*, slug: str) -> Project:
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        raise NotFound(f"No project with the slug {slug!r}. Create it with `create_project {slug}`.", details={"project": slug})
+    return project
+
+
 def user_by_email(*, email: str):
     """The user with this email (case-insensitive), or None."""
     return get_user_model().objects.filter(email__iexact=email.strip()).first()

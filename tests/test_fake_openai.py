@@ -19,18 +19,9 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is importe
 HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to Ada"}]
 
 
-@pytest.fixture(scope="module")
-def server():
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
-def fake(server):
-    server.reset()
-    yield server
-    server.reset()
+def fake(llm_server):
+    return llm_server
 
 
 @pytest.fixture(scope="module")

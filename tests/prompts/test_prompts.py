@@ -150,3 +150,14 @@ def test_prompt_names_are_unique_per_project(editor, model):
     with pytest.raises(Invalid, match="already has a prompt named 'greet'"):
         create(editor, model)
     create(MembershipFactory(role=Role.EDITOR), model)  # another project may reuse the name
+
+
+def test_saved_versions_cannot_be_changed(editor, model):
+    from django.core.exceptions import ValidationError
+
+    record = create(editor, model).history.get()
+    record.template = "rewritten history"
+
+    with pytest.raises(ValidationError, match="immutable"):
+        record.save()
+    assert Prompt.history.get().template == "Hello {{ name }}!"

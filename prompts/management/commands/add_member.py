@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from prompts import services
-from prompts.models import Project, Role
+from prompts import selectors, services
+from prompts.models import Role
 from promptlab.errors import DomainError
 
 
@@ -15,10 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("role", help=f"One of: {', '.join(Role.values)}.")
 
     def handle(self, *args, slug, email, role, **options):
-        project = Project.objects.filter(slug=slug).first()
-        if project is None:
-            raise CommandError(f"No project with the slug {slug!r}. Create it with `create_project {slug}`.")
         try:
+            project = selectors.project_get(slug=slug)
             with transaction.atomic():
                 user, invited = services.user_invite(email=email)
                 services.membership_set(project=project, user=user, role=role)

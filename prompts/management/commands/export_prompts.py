@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from prompts.models import Project
+from prompts import selectors
 from prompts.yaml_io import prompts_export
 from promptlab.errors import DomainError
 
@@ -19,11 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--label", help="Export the version this label points at, e.g. production.")
 
     def handle(self, *args, folder, project, label, **options):
-        slug = project
-        project = Project.objects.filter(slug=slug).first()
-        if project is None:
-            raise CommandError(f"No project with the slug {slug!r}. Create it with `create_project {slug}`.")
         try:
+            project = selectors.project_get(slug=project)
             paths = prompts_export(project=project, folder=folder, label=label)
         except DomainError as exc:
             raise CommandError(exc.message) from None

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from prompts.models import Project
+from prompts import selectors
 from prompts.yaml_io import prompts_import
 from promptlab.errors import DomainError
 
@@ -19,11 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--message", help='Change message of the new versions. Default: "Imported from <file name>".')
 
     def handle(self, *args, folder, project, message, **options):
-        slug = project
-        project = Project.objects.filter(slug=slug).first()
-        if project is None:
-            raise CommandError(f"No project with the slug {slug!r}. Create it with `create_project {slug}`.")
         try:
+            project = selectors.project_get(slug=project)
             report = prompts_import(project=project, actor=None, folder=folder, message=message)
         except DomainError as exc:
             raise CommandError(exc.message) from None
