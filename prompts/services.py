@@ -219,6 +219,15 @@ def prompt_revert(*, prompt: Prompt, actor, version: int, message: str = "") -> 
 
 
 @transaction.atomic
+def prompt_delete(*, prompt: Prompt, actor) -> None:
+    """Delete the prompt and its labels; its versions stay in the history table for audit."""
+    authorize(actor, prompt.project, Action.MANAGE)
+    logger.info("prompts.prompt_deleted", prompt_id=prompt.pk, name=prompt.name)
+    prompt._history_user = actor
+    prompt.delete()
+
+
+@transaction.atomic
 def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str = "") -> Label:
     """Point the label at the version, recording who moved it from where. Moving production
     needs an admin; other labels need an editor."""

@@ -130,6 +130,9 @@ class PromptAdmin(admin.ModelAdmin):
             )
         obj.pk, obj.version, obj._state.adding = saved.pk, saved.version, False
 
+    def delete_model(self, request, obj):
+        services.prompt_delete(prompt=obj, actor=request.user)
+
     def construct_change_message(self, request, form, formsets, add=False):
         return form.cleaned_data.get("change_message", "")
 

@@ -223,3 +223,16 @@ def test_the_export_action_downloads_yaml_that_import_reads(client, model, tmp_p
     report = prompts_import(project=target.project, actor=target.user, folder=tmp_path / editor.project.slug)
     assert report.created == ["greet"]
     assert Prompt.objects.get(project=target.project).template == "Hello {{ name }}!\nBye."
+
+
+def test_only_admins_delete_prompts_and_the_history_stays(client, model):
+    editor = member(Role.EDITOR)
+    prompt = create(editor, model)
+    client.force_login(editor.user)
+    assert client.post(f"{BASE}{prompt.pk}/delete/", {"post": "yes"}).status_code == 403
+
+    admin = MembershipFactory(project=editor.project, role=Role.ADMIN)
+    client.force_login(admin.user)
+    assert client.post(f"{BASE}{prompt.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Prompt.objects.exists()
+    assert list(Prompt.history.values_list("history_type", flat=True).order_by("history_id")) == ["+", "-"]
