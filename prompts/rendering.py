@@ -9,6 +9,7 @@ within the prompt's own project.
 """
 
 import contextvars
+import functools
 import re
 import time
 from collections import OrderedDict
@@ -17,15 +18,19 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.filters import do_center, do_format, do_indent, do_wordwrap
+from jinja2.compiler import CodeGenerator
+# The sync_ variants: Jinja's plain names are async-aware wrappers that take the eval context first.
+from jinja2.filters import do_batch, do_center, do_format, do_indent, do_replace, do_wordwrap
+from jinja2.filters import sync_do_join, sync_do_slice, sync_do_sum
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import pass_environment, pass_eval_context
 
 from promptlab.errors import Invalid
 
 MAX_INCLUDE_DEPTH = 5
 MAX_WIDTH = 1000  # for filters that pad or wrap to a width
 _INCLUDE = re.compile(r"^(?P<name>[-a-zA-Z0-9_]+)(?:@(?P<pin>[-a-zA-Z0-9_]+))?$")
-_WIDTH_IN_FORMAT = re.compile(r"%[-#0 +]*(\d+)?(?:\.(\d+))?")
+_WIDTH_IN_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 # Set for the duration of one render: the project whose snippets includes may use, and
 # the deadline the loops check.
@@ -46,6 +51,11 @@ class Rendered:
 
 
 # --- The environment --------------------------------------------------------------------
+#
+# The sandbox stops attribute access to internals; these bounds stop the rest: every block
+# (loop bodies included) checks the deadline, every concatenation, +, *, ** and string
+# method checks the size of what it would build *before* building it, and filters that
+# pad, repeat or wrap take bounded arguments.
 
 
 def _check_time() -> None:
@@ -53,61 +63,156 @@ def _check_time() -> None:
         raise SecurityError(f"the render took longer than {settings.PROMPT_RENDER_TIMEOUT_SECONDS:g}s")
 
 
+def _check_size(size: int, what: str) -> None:
+    if size > settings.PROMPT_RENDER_MAX_CHARS:
+        raise SecurityError(f"{what} would be longer than {settings.PROMPT_RENDER_MAX_CHARS} characters")
+
+
+def _check_count(count: int, what: str) -> None:
+    if count > settings.PROMPT_RENDER_MAX_ITEMS:
+        raise SecurityError(f"{what} is limited to {settings.PROMPT_RENDER_MAX_ITEMS} items")
+
+
 def _guarded_range(*args):
-    """range() that is bounded in length and checks the render deadline as it goes."""
     numbers = range(*args)
-    if len(numbers) > settings.PROMPT_RENDER_MAX_ITEMS:
-        raise SecurityError(f"range() is limited to {settings.PROMPT_RENDER_MAX_ITEMS} items")
-    for index, number in enumerate(numbers):
-        if index % 256 == 0:
-            _check_time()
-        yield number
+    _check_count(len(numbers), "range()")
+    return numbers
 
 
-def _capped(filter_function, position: int, name: str):
-    """Wrap a filter whose argument at `position` is a width, so it cannot allocate gigabytes."""
+def _width(value, name: str) -> None:
+    if isinstance(value, int) and value > MAX_WIDTH or isinstance(value, str) and len(value) > MAX_WIDTH:
+        raise SecurityError(f"the {name} width is limited to {MAX_WIDTH}")
 
+
+def _capped(filter_function, position: int, name: str, check=_width):
+    """Wrap a filter so that its argument at `position` (or keyword `name`) is bounded."""
+
+    @functools.wraps(filter_function)  # keeps Jinja's pass_environment / pass_eval_context marks
     def capped(*args, **kwargs):
-        width = kwargs.get(name, args[position] if len(args) > position else 0)
-        if isinstance(width, int) and width > MAX_WIDTH:
-            raise SecurityError(f"the {filter_function.__name__.removeprefix('do_')} width is limited to {MAX_WIDTH}")
+        check(kwargs.get(name, args[position] if len(args) > position else 0), filter_function.__name__.removeprefix("sync_").removeprefix("do_"))
         return filter_function(*args, **kwargs)
 
     return capped
 
 
+def _count(value, name: str) -> None:
+    if isinstance(value, int):
+        _check_count(value, f"the {name} count")
+
+
+def _format_specs(text) -> None:
+    """Refuse *-widths and widths over the limit in printf-style formats (str or bytes)."""
+    text = text.decode("latin-1") if isinstance(text, bytes) else str(text)
+    for star_or_width, precision in _WIDTH_IN_FORMAT.findall(text):
+        for number in (star_or_width, precision):
+            if number == "*":
+                raise SecurityError("* widths are not allowed in formats")
+            if number and int(number) > MAX_WIDTH:
+                raise SecurityError(f"format widths are limited to {MAX_WIDTH}")
+
+
 def _format(value, *args, **kwargs):
-    for width, precision in _WIDTH_IN_FORMAT.findall(str(value)):
-        if int(width or 0) > MAX_WIDTH or int(precision or 0) > MAX_WIDTH:
-            raise SecurityError(f"format widths are limited to {MAX_WIDTH}")
+    _format_specs(value)
     return do_format(value, *args, **kwargs)
 
 
+@pass_eval_context
+def _join(eval_ctx, value, d="", attribute=None):
+    items = list(value)
+    _check_size(len(str(d)) * len(items) + sum(len(str(item)) for item in items), "the joined text")
+    return sync_do_join(eval_ctx, items, d, attribute)
+
+
+@pass_eval_context
+def _replace(eval_ctx, s, old, new, count=None):
+    text = str(s)
+    _check_size(len(text) + text.count(str(old)) * len(str(new)), "the replaced text")
+    return do_replace(eval_ctx, s, old, new, count)
+
+
+STRING_WIDTH_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
+REFUSED_METHODS = {"translate", "maketrans", "format", "format_map"}
+
+
+class BoundedCodeGenerator(CodeGenerator):
+    """Compiles every block to check the render deadline first, and every `~` to check the
+    size of what it joins."""
+
+    def blockvisit(self, nodes, frame):
+        self.writeline("environment.check_deadline()")
+        super().blockvisit(nodes, frame)
+
+    def visit_Concat(self, node, frame):
+        self.write("environment.checked_concat((")
+        for argument in node.nodes:
+            self.visit(argument, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class PromptEnvironment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%"})
+    code_generator_class = BoundedCodeGenerator
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    @staticmethod
+    def check_deadline() -> None:
+        _check_time()
+
+    @staticmethod
+    def checked_concat(parts) -> str:
+        strings = [str(part) for part in parts]
+        _check_size(sum(map(len, strings)), "the joined text")
+        return "".join(strings)
 
     def call_binop(self, context, operator, left, right):
+        if operator == "+" and hasattr(left, "__len__") and hasattr(right, "__len__"):
+            _check_size(len(left) + len(right), "the result of +")
         if operator == "*":
             for sized, times in ((left, right), (right, left)):
-                if hasattr(sized, "__len__") and isinstance(times, int) and len(sized) * times > settings.PROMPT_RENDER_MAX_CHARS:
-                    raise SecurityError("the result of * would be too large")
-        if operator == "**" and isinstance(right, (int, float)) and (abs(right) > 100 or abs(left) > 10**6):
-            raise SecurityError("the result of ** would be too large")
-        if operator == "%" and isinstance(left, str):
-            return _format(left, *(right if isinstance(right, tuple) else (right,)))
-        return super().call_binop(context, operator, left, right)
+                if hasattr(sized, "__len__") and isinstance(times, int):
+                    _check_size(len(sized) * times, "the result of *")
+            if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > 4096:
+                raise SecurityError("the result of * would be too large")
+        if operator == "**" and isinstance(left, (int, float)) and isinstance(right, (int, float)):
+            if abs(right) > 100 or (isinstance(left, int) and left.bit_length() * abs(right) > 4096):
+                raise SecurityError("the result of ** would be too large")
+        if operator == "%" and isinstance(left, (str, bytes)):
+            _format_specs(left)
+        try:
+            return super().call_binop(context, operator, left, right)
+        except OverflowError:
+            raise SecurityError(f"the result of {operator} would be too large") from None
 
     def wrap_str_format(self, value):
-        if getattr(value, "__self__", None).__class__ is str and getattr(value, "__name__", "") in ("format", "format_map"):
+        if getattr(value, "__name__", "") in ("format", "format_map") and isinstance(getattr(value, "__self__", None), str):
             raise SecurityError("str.format is not available in prompts; use {{ variable }} or the format filter")
         return super().wrap_str_format(value)
 
-    def get_template(self, name, parent=None, globals=None):
-        # Includes resolve inside the project being rendered; the name carries it so that
-        # the template cache never mixes two projects' snippets.
-        if isinstance(name, str) and "/" not in name:
-            name = f"{_project_id.get()}/{name}"
-        return super().get_template(name, None, globals)
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's signature)
+        owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
+        if isinstance(owner, (str, bytes)):
+            if name in REFUSED_METHODS:
+                raise SecurityError(f"str.{name} is not available in prompts")
+            if name in STRING_WIDTH_METHODS and args:
+                _width(args[0], name)
+            if name == "join":
+                items = list(args[0]) if args else []
+                _check_size(len(owner) * len(items) + sum(len(str(item)) for item in items), "the joined text")
+                args = (items, *args[1:])
+            if name == "expandtabs":
+                _check_size(len(owner) + owner.count("\t" if isinstance(owner, str) else b"\t") * (args[0] if args else 8), "the expanded text")
+            if name == "replace" and len(args) >= 2:
+                _check_size(len(owner) + owner.count(args[0]) * len(args[1]), "the replaced text")
+        result = super().call(__context, __obj, *args, **kwargs)
+        if hasattr(result, "__len__") and not isinstance(result, dict):
+            _check_size(len(result), f"the result of {name or 'a call'}")
+        return result
+
+    def _load_template(self, name, globals):
+        # Includes resolve only inside the project being rendered, by a plain prompt name.
+        if not isinstance(name, str) or not _INCLUDE.match(name):
+            raise TemplateNotFound(str(name))
+        return super()._load_template(f"{_project_id.get()}/{name}", globals)
 
 
 class SnippetLoader(BaseLoader):
@@ -115,10 +220,19 @@ class SnippetLoader(BaseLoader):
 
     def get_source(self, environment, template):
         project_id, _, reference = template.partition("/")
+        if int(project_id) != _project_id.get():
+            raise TemplateNotFound(reference)
         version = resolve_include(int(project_id), reference)
         source = version.source_text()
         # Labels move; and a recreated database may reuse ids: re-check what the name means now.
         return source, template, lambda: resolve_include(int(project_id), reference).source_text() == source
+
+
+def _sum(environment, iterable, attribute=None, start=0):
+    items = list(iterable)
+    if hasattr(start, "__len__"):  # summing lists or strings concatenates them
+        _check_size(len(start) + sum(len(item) for item in items if hasattr(item, "__len__")), "the sum")
+    return sync_do_sum(environment, items, attribute, start)
 
 
 def _environment() -> PromptEnvironment:
@@ -126,11 +240,18 @@ def _environment() -> PromptEnvironment:
         undefined=StrictUndefined, autoescape=False, loader=SnippetLoader(), keep_trailing_newline=True,
         cache_size=2000, auto_reload=True,
     )  # fmt: skip
-    env.globals = {"range": _guarded_range, "dict": dict}
-    env.filters["center"] = _capped(do_center, 1, "width")
-    env.filters["indent"] = _capped(do_indent, 1, "width")
-    env.filters["wordwrap"] = _capped(do_wordwrap, 2, "width")
-    env.filters["format"] = _format
+    env.globals = {"range": _guarded_range}
+    env.filters.update(
+        center=_capped(do_center, 1, "width"),
+        indent=_capped(do_indent, 1, "width"),
+        wordwrap=_capped(do_wordwrap, 2, "width"),
+        batch=_capped(do_batch, 1, "linecount", _count),
+        slice=_capped(sync_do_slice, 1, "slices", _count),
+        join=_join,
+        replace=_replace,
+        sum=pass_environment(_sum),
+        format=_format,
+    )  # fmt: skip
     return env
 
 
@@ -149,7 +270,10 @@ def parse(source: str, where: str):
 
 
 def includes_of(tree, where: str) -> list[str]:
-    """The literal names a template includes; a computed include name is refused."""
+    """The literal names a template includes; a computed include name is refused, and so are
+    extends and import, which could load templates past the include rules."""
+    for node in tree.find_all((nodes.Extends, nodes.Import, nodes.FromImport)):
+        raise RenderError(f"{where}, line {node.lineno}: only {{% include %}} composes prompts; extends and import are not available.")
     names = []
     for node in tree.find_all(nodes.Include):
         target = node.template
