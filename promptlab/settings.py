@@ -149,6 +149,7 @@ CELERY_TASK_TIME_LIMIT = env("CELERY_TASK_TIME_LIMIT", 330, cast=int)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # "llm" keeps slow model calls from starving quick bookkeeping tasks on "default".
 CELERY_TASK_QUEUES = [Queue("default"), Queue("llm")]
+CELERY_TASK_ROUTES = {"experiments.drain": {"queue": "llm"}}
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, never in the broker
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -164,6 +165,9 @@ GATEWAY_BACKOFF_SECONDS = env("GATEWAY_BACKOFF_SECONDS", 0.5, cast=float)
 GATEWAY_BACKOFF_MAX_SECONDS = env("GATEWAY_BACKOFF_MAX_SECONDS", 20.0, cast=float)
 GATEWAY_LIMIT_WAIT_SECONDS = env("GATEWAY_LIMIT_WAIT_SECONDS", 30.0, cast=float)
 GATEWAY_RESPONSE_CACHE_SECONDS = env("GATEWAY_RESPONSE_CACHE_SECONDS", 86400, cast=int)
+
+# How long a worker holds a claimed run before another may take it over (its worker died).
+EXPERIMENT_RUN_LEASE_SECONDS = env("EXPERIMENT_RUN_LEASE_SECONDS", 600, cast=int)
 
 # --- Prompt rendering limits ---------------------------------------------------------------
 PROMPT_RENDER_MAX_CHARS = env("PROMPT_RENDER_MAX_CHARS", 200_000, cast=int)

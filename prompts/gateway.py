@@ -76,6 +76,11 @@ def _litellm():
     return litellm
 
 
+def warm_up() -> None:
+    """Import LiteLLM now, so that its seconds of start-up are not spent while holding work."""
+    _litellm()
+
+
 def complete(*, endpoint: ModelEndpoint, messages: list[dict], params: dict | None = None, cache_response: bool | None = None) -> Completion:  # fmt: skip
     """Call the endpoint's model with the messages.
 

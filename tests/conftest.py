@@ -91,18 +91,23 @@ def database_url_for(settings_dict: dict) -> str:
     return f"postgres://{credentials}{settings_dict['HOST']}:{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker):
+def start_worker(*, concurrency: int = 1, name: str = "test-worker", **env_overrides) -> subprocess.Popen:
     """A real `celery -A promptlab worker` process on the test database and broker."""
     from django.db import connection
 
-    env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "promptlab", "worker", "--concurrency", "1", "--loglevel", "WARNING",
-         "--without-gossip", "--without-mingle", "--hostname", f"test-worker-{os.getpid()}@%h"],
+    env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict), **env_overrides}
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "promptlab", "worker", "--concurrency", str(concurrency), "--loglevel",
+         "WARNING", "--without-gossip", "--without-mingle", "--hostname", f"{name}-{os.getpid()}@%h"],
         cwd=ROOT,
         env=env,
+        start_new_session=True,  # so a test can SIGKILL the whole worker, pool included
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    process = start_worker()
     yield process
     stop(process)
 

@@ -40,3 +40,11 @@ class ModelEndpointFactory(factory.django.DjangoModelFactory):
     model = "openai/gpt-4o-mini"
     timeout_seconds = 5
     max_retries = 2
+
+
+class DatasetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "experiments.Dataset"
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"dataset-{n}")

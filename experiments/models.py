@@ -1,0 +1,127 @@
+from django.conf import settings
+from django.db import models
+
+from prompts.models import ModelEndpoint, Project, Prompt
+
+
+class Dataset(models.Model):
+    """Cases to run prompts on: each item carries the variables, an optional expected output and metadata."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="datasets")
+    name = models.SlugField(max_length=100)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="dataset_unique_name_per_project")]
+
+    def __str__(self):
+        return self.name
+
+
+class DatasetItem(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
+    row = models.PositiveIntegerField(help_text="1-based position, as in the imported file.")
+    vars = models.JSONField(default=dict)
+    expected = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "row"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "row"], name="dataset_item_unique_row")]
+
+    def __str__(self):
+        return f"{self.dataset} row {self.row}"
+
+
+class ExperimentStatus(models.TextChoices):
+    DRAFT = "draft"
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+class Experiment(models.Model):
+    """A dataset x variants x repeats. Its runs are created when it starts and filled in by workers."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="experiments")
+    name = models.CharField(max_length=200)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="experiments")
+    repeats = models.PositiveSmallIntegerField(default=1)
+    concurrency = models.PositiveSmallIntegerField(default=8, help_text="Runs in flight at once for this experiment.")
+    budget_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    spent_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    status = models.CharField(max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name
+
+
+class Variant(models.Model):
+    """A prompt (at a label or version, frozen to a version at start) on an endpoint with overrides."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=100)
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="variants")
+    label = models.SlugField(max_length=50, blank=True, help_text="Used when no version is given; frozen at start.")
+    version = models.PositiveIntegerField(null=True, blank=True)
+    endpoint = models.ForeignKey(ModelEndpoint, null=True, blank=True, on_delete=models.PROTECT, help_text="Default: the prompt version's model.")
+    params = models.JSONField(default=dict, blank=True, help_text="Overrides of the prompt version's params.")
+
+    class Meta:
+        ordering = ["experiment", "id"]
+        constraints = [models.UniqueConstraint(fields=["experiment", "name"], name="variant_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class Run(models.Model):
+    """One LLM call: item x variant x repeat."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="runs")
+    item = models.ForeignKey(DatasetItem, on_delete=models.CASCADE, related_name="runs")
+    repeat = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    messages = models.JSONField(default=list, blank=True, help_text="The rendered messages sent.")
+    output = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    reserved_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    latency_ms = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cached = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    error_kind = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["experiment", "item__row", "variant", "repeat"]
+        constraints = [models.UniqueConstraint(fields=["variant", "item", "repeat"], name="run_unique_cell")]
+        indexes = [models.Index(fields=["experiment", "status"], name="run_experiment_status")]
+
+    def __str__(self):
+        return f"run {self.pk} ({self.status})"

@@ -1,0 +1,319 @@
+"""Every write to experiments and runs. Pages, API, commands and the Celery runner call these."""
+
+import socket
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Min, Q, Sum
+from django.utils import timezone
+
+from experiments.models import Dataset, Experiment, ExperimentStatus, Run, RunStatus, Variant
+from prompts import catalog, gateway, selectors
+from prompts.access import Action, authorize
+from prompts.limits import CircuitOpen, LimitExceeded
+from prompts.llm_errors import GatewayError
+from prompts.models import ModelEndpoint
+from prompts.params import validate_params
+from prompts.rendering import render_version
+from promptlab.errors import DomainError, Invalid
+
+logger = structlog.get_logger(__name__)
+
+DEFAULT_COMPLETION_TOKENS = 256
+
+
+@transaction.atomic
+def experiment_create(*, project, actor, name: str, dataset: Dataset, variants: list[dict], repeats: int = 1,
+                      budget_usd: Decimal | None = None, concurrency: int = 8) -> Experiment:  # fmt: skip
+    """A draft experiment. Each variant: {"name", "prompt", "label" or "version", "endpoint"?, "params"?}."""
+    authorize(actor, project, Action.EDIT)
+    if dataset.project_id != project.pk:
+        raise Invalid("The dataset belongs to another project.")
+    if not 1 <= repeats <= 100:
+        raise Invalid("Repeats must be between 1 and 100.", details={"repeats": repeats})
+    if not 1 <= concurrency <= 256:
+        raise Invalid("Concurrency must be between 1 and 256.", details={"concurrency": concurrency})
+    if budget_usd is not None and budget_usd <= 0:
+        raise Invalid("A budget must be more than 0 USD.", details={"budget_usd": str(budget_usd)})
+    if not variants:
+        raise Invalid("An experiment needs at least one variant.")
+    experiment = Experiment.objects.create(
+        project=project, name=name, dataset=dataset, repeats=repeats, budget_usd=budget_usd,
+        concurrency=concurrency, created_by=actor,
+    )  # fmt: skip
+    for spec in variants:
+        prompt = spec["prompt"]
+        if prompt.project_id != project.pk:
+            raise Invalid(f"The prompt {prompt.name!r} belongs to another project.")
+        Variant.objects.create(
+            experiment=experiment, name=spec.get("name") or prompt.name, prompt=prompt,
+            label="" if spec.get("version") else spec.get("label", "production"),
+            version=spec.get("version"), endpoint=spec.get("endpoint"), params=validate_params(spec.get("params")),
+        )  # fmt: skip
+    return experiment
+
+
+@dataclass(frozen=True)
+class ResolvedVariant:
+    variant: Variant
+    record: object  # the prompt's historical version
+    endpoint: ModelEndpoint
+    params: dict
+
+
+def _resolve(variant: Variant) -> ResolvedVariant:
+    """The exact version a variant runs (a label is read now), its endpoint and params."""
+    record = selectors.prompt_version(prompt=variant.prompt, version=variant.version, label=variant.label or None)
+    endpoint = variant.endpoint or ModelEndpoint.objects.filter(pk=record.endpoint_id).first()
+    if endpoint is None:
+        raise Invalid(f"Variant {variant.name!r}: its model no longer exists.")
+    try:
+        catalog.endpoint_credentials(endpoint)
+    except DomainError as exc:
+        raise Invalid(f"Variant {variant.name!r}: {exc.message}") from None
+    return ResolvedVariant(variant, record, endpoint, {**(record.params or {}), **variant.params})
+
+
+def _needed_variables(record) -> set[str]:
+    declared = {spec["name"]: spec for spec in record.variables or []}
+    optional = {name for name, spec in declared.items() if spec.get("required") is False or spec.get("default") is not None}
+    return (set(record.used_variables) | set(declared)) - optional
+
+
+def experiment_missing_variables(experiment: Experiment) -> list[str]:
+    """Items lacking a variable a variant needs, as 'row N: a, b (variant)' lines."""
+    problems = []
+    resolved = [_resolve(variant) for variant in experiment.variants.select_related("prompt")]
+    for row, values in experiment.dataset.items.values_list("row", "vars").iterator(chunk_size=2000):
+        for item in resolved:
+            missing = sorted(_needed_variables(item.record) - set(values or {}))
+            if missing:
+                problems.append(f"row {row}: {', '.join(missing)} (variant {item.variant.name})")
+    return problems
+
+
+@transaction.atomic
+def experiment_start(*, experiment: Experiment, actor) -> Experiment:
+    """Freeze every variant to an exact version, create all runs, and enqueue the work.
+    Refused with the reason, and nothing created, when a variant or an item is not runnable."""
+    authorize(actor, experiment.project, Action.EDIT)
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if experiment.status != ExperimentStatus.DRAFT:
+        raise Invalid(f"The experiment is {experiment.status}; only a draft can be started.")
+    resolved = [_resolve(variant) for variant in experiment.variants.select_related("prompt", "endpoint")]
+    if problems := experiment_missing_variables(experiment):
+        shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise Invalid(f"Some items lack variables the prompts need: {shown}.", details={"missing": problems[:200]})
+    for item in resolved:
+        item.variant.version, item.variant.endpoint = item.record.version, item.endpoint
+        item.variant.params = item.params
+        item.variant.save(update_fields=["version", "endpoint", "params"])
+    items = list(experiment.dataset.items.values_list("pk", flat=True))
+    if not items:
+        raise Invalid("The dataset has no items.")
+    Run.objects.bulk_create(
+        (Run(experiment=experiment, variant=item.variant, item_id=item_id, repeat=repeat)
+         for item_id in items for item in resolved for repeat in range(1, experiment.repeats + 1)),
+        batch_size=2000,
+    )  # fmt: skip
+    experiment.status, experiment.started_at = ExperimentStatus.RUNNING, timezone.now()
+    experiment.save(update_fields=["status", "started_at"])
+    _enqueue(experiment)
+    logger.info("experiments.started", experiment_id=experiment.pk, runs=len(items) * len(resolved) * experiment.repeats)
+    return experiment
+
+
+def _enqueue(experiment: Experiment) -> None:
+    from experiments.tasks import experiment_drain
+
+    for _ in range(experiment.concurrency):
+        experiment_drain.delay_on_commit(experiment.pk)
+
+
+# --- The runner -------------------------------------------------------------------------
+
+
+def run_claim(*, experiment_id: int) -> Run | None:
+    """Claim the next pending run, or one whose lease expired (its worker died), with a
+    compare-and-set: two workers never hold the same run."""
+    now = timezone.now()
+    claimable = Q(status=RunStatus.PENDING) | Q(status=RunStatus.RUNNING, lease_until__lt=now)
+    while True:
+        candidate = (
+            Run.objects.filter(claimable, experiment_id=experiment_id).order_by("id").values("id", "status", "claims").first()
+        )
+        if candidate is None:
+            return None
+        won = Run.objects.filter(id=candidate["id"], status=candidate["status"], claims=candidate["claims"]).update(
+            status=RunStatus.RUNNING, lease_until=now + timedelta(seconds=settings.EXPERIMENT_RUN_LEASE_SECONDS),
+            claims=F("claims") + 1,
+        )
+        if won:
+            return Run.objects.select_related("variant__prompt", "variant__endpoint", "item").get(pk=candidate["id"])
+
+
+def run_execute(*, run: Run) -> Run:
+    """Render and call the model for a claimed run, within the experiment's budget; record the result."""
+    variant = run.variant
+    record = selectors.prompt_version(prompt=variant.prompt, version=variant.version)
+    try:
+        rendered = render_version(record, run.item.vars)
+        messages = rendered.messages or [{"role": "user", "content": rendered.text}]
+    except DomainError as exc:
+        return _finish(run, RunStatus.FAILED, error=exc.message, error_kind="render")
+    estimate = _estimate_cost(variant.endpoint, messages, variant.params)
+    if not _reserve(run, estimate):
+        return _finish(run, RunStatus.SKIPPED, error="The experiment's budget would be exceeded.", error_kind="budget")
+    try:
+        result = gateway.complete(endpoint=variant.endpoint, messages=messages, params=variant.params)
+    except (LimitExceeded, CircuitOpen) as exc:
+        # No call was made: give the run back and let the endpoint recover.
+        _release(run)
+        time.sleep(min(exc.retry_after or 1.0, 5.0))
+        return run
+    except GatewayError as exc:
+        return _finish(run, RunStatus.FAILED, messages=messages, error=exc.message, error_kind=exc.kind,
+                       attempts=exc.details.get("attempts", 1))  # fmt: skip
+    return _finish(
+        run, RunStatus.DONE, messages=messages, output=result.text, finish_reason=result.finish_reason,
+        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens, cost_usd=result.cost,
+        latency_ms=result.latency_ms, attempts=result.attempts, cached=result.cached,
+    )  # fmt: skip
+
+
+def _estimate_cost(endpoint, messages, params) -> Decimal:
+    prices = catalog.prices_per_token(endpoint)
+    if prices is None:
+        return Decimal(0)
+    words = sum(len(str(message.get("content", "")).split()) for message in messages)
+    prompt_tokens = int(words * 1.4) + 4 * len(messages)  # a cheap upper-ish bound; the forecast counts exactly
+    return prices[0] * prompt_tokens + prices[1] * params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
+
+
+@transaction.atomic
+def _reserve(run: Run, estimate: Decimal) -> bool:
+    """Hold the run's estimated cost against the budget; False when it would be exceeded."""
+    experiment = Experiment.objects.select_for_update().get(pk=run.experiment_id)
+    if experiment.budget_usd is not None and experiment.spent_usd + experiment.reserved_usd + estimate > experiment.budget_usd:
+        return False
+    Experiment.objects.filter(pk=experiment.pk).update(reserved_usd=F("reserved_usd") + estimate)
+    Run.objects.filter(pk=run.pk).update(reserved_usd=estimate)
+    run.reserved_usd = estimate
+    return True
+
+
+@transaction.atomic
+def _finish(run: Run, status: str, **fields) -> Run:
+    """Write the result only while this claim still holds the run, and settle the budget."""
+    cost = fields.get("cost_usd") or Decimal(0)
+    updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, claims=run.claims).update(
+        status=status, lease_until=None, finished_at=timezone.now(), reserved_usd=0, **fields
+    )
+    if updated:
+        Experiment.objects.filter(pk=run.experiment_id).update(
+            spent_usd=F("spent_usd") + cost, reserved_usd=F("reserved_usd") - run.reserved_usd
+        )
+    _finish_experiment_if_done(run.experiment_id)
+    return run
+
+
+@transaction.atomic
+def _release(run: Run) -> None:
+    if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, claims=run.claims).update(
+        status=RunStatus.PENDING, lease_until=None, reserved_usd=0
+    ):
+        Experiment.objects.filter(pk=run.experiment_id).update(reserved_usd=F("reserved_usd") - run.reserved_usd)
+
+
+def _finish_experiment_if_done(experiment_id: int) -> None:
+    open_runs = Run.objects.filter(experiment_id=experiment_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING])
+    if not open_runs.exists():
+        Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.RUNNING).update(
+            status=ExperimentStatus.FINISHED, finished_at=timezone.now()
+        )
+
+
+def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
+    """Claim and execute runs until none are left or the time budget is spent; returns how many ran."""
+    gateway.warm_up()  # before the first claim: a lease must not run out during LiteLLM's import
+    deadline = timezone.now() + timedelta(seconds=time_budget_s)
+    done = 0
+    while timezone.now() < deadline:
+        if not Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.RUNNING).exists():
+            break
+        run = run_claim(experiment_id=experiment_id)
+        if run is None:
+            # Runs still held by others: wait while they may finish, or their lease runs out
+            # (their worker died) and one of them can be claimed here.
+            held = Run.objects.filter(experiment_id=experiment_id, status=RunStatus.RUNNING).aggregate(until=Min("lease_until"))
+            if held["until"] is None:
+                break
+            time.sleep(min(2.0, max(0.1, (held["until"] - timezone.now()).total_seconds())))
+            continue
+        run_execute(run=run)
+        done += 1
+    else:
+        from experiments.tasks import experiment_drain as task
+
+        task.delay(experiment_id)  # more to do: continue in a fresh task
+    logger.info("experiments.drained", experiment_id=experiment_id, runs=done, worker=socket.gethostname())
+    return done
+
+
+def experiments_recover() -> int:
+    """Enqueue drains for every running experiment that still has open runs; returns how many."""
+    running = Experiment.objects.filter(
+        status=ExperimentStatus.RUNNING, runs__status__in=[RunStatus.PENDING, RunStatus.RUNNING]
+    ).distinct()
+    count = 0
+    for experiment in running:
+        _enqueue(experiment)
+        count += 1
+    return count
+
+
+# --- Actions ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def experiment_cancel(*, experiment: Experiment, actor) -> Experiment:
+    """Cancel pending runs; runs in flight finish."""
+    authorize(actor, experiment.project, Action.EDIT)
+    Run.objects.filter(experiment=experiment, status=RunStatus.PENDING).update(status=RunStatus.CANCELLED)
+    Experiment.objects.filter(pk=experiment.pk, status=ExperimentStatus.RUNNING).update(status=ExperimentStatus.CANCELLED)
+    experiment.refresh_from_db()
+    return experiment
+
+
+@transaction.atomic
+def experiment_resume(*, experiment: Experiment, actor, retry: tuple[str, ...] = (RunStatus.CANCELLED,)) -> Experiment:
+    """Put cancelled runs (and, for retry errors, failed ones) back to pending and run again."""
+    authorize(actor, experiment.project, Action.EDIT)
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if experiment.status == ExperimentStatus.DRAFT:
+        raise Invalid("Start the experiment first.")
+    reopened = Run.objects.filter(experiment=experiment, status__in=retry).update(
+        status=RunStatus.PENDING, error="", error_kind="", finished_at=None
+    )
+    if reopened or Run.objects.filter(experiment=experiment, status=RunStatus.PENDING).exists():
+        experiment.status, experiment.finished_at = ExperimentStatus.RUNNING, None
+        experiment.save(update_fields=["status", "finished_at"])
+        _enqueue(experiment)
+    return experiment
+
+
+def experiment_retry_errors(*, experiment: Experiment, actor) -> Experiment:
+    return experiment_resume(experiment=experiment, actor=actor, retry=(RunStatus.FAILED,))
+
+
+def experiment_counts(experiment: Experiment) -> dict:
+    """Runs by status and the spend, straight from the runs."""
+    counts = dict(experiment.runs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    totals = experiment.runs.aggregate(spent=Sum("cost_usd"))
+    return {**{status: counts.get(status, 0) for status in RunStatus.values}, "total": sum(counts.values()),
+            "spent_usd": totals["spent"] or Decimal(0)}  # fmt: skip

@@ -1,0 +1,99 @@
+"""The runner with real Celery worker processes, the broker and the fake OpenAI server."""
+
+import os
+from collections import Counter
+import signal
+import time
+
+import pytest
+
+from experiments import services
+from experiments.models import DatasetItem, Experiment, ExperimentStatus, Run, RunStatus
+from prompts import services as prompt_services
+from prompts.models import Role
+from tests.conftest import start_worker, stop
+from tests.factories import DatasetFactory, MembershipFactory
+from tests.fake_openai import Scripted
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def experiment_of(endpoint, items: int, concurrency: int = 8) -> Experiment:
+    owner = MembershipFactory(role=Role.OWNER)
+    prompt = prompt_services.prompt_create(
+        project=owner.project, actor=owner.user, name="answer", message="v1", template="Q: {{ q }}", endpoint=endpoint
+    )
+    dataset = DatasetFactory(project=owner.project)
+    DatasetItem.objects.bulk_create([DatasetItem(dataset=dataset, row=n, vars={"q": f"question {n}"}) for n in range(1, items + 1)])
+    experiment = services.experiment_create(
+        project=owner.project, actor=owner.user, name="load", dataset=dataset, concurrency=concurrency,
+        variants=[{"name": "a", "prompt": prompt, "version": 1}, {"name": "b", "prompt": prompt, "version": 1, "params": {"temperature": 0.5}}],
+    )  # fmt: skip
+    services.experiment_start(experiment=experiment, actor=owner.user)
+    return experiment
+
+
+def wait_finished(experiment, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        experiment.refresh_from_db()
+        if experiment.status == ExperimentStatus.FINISHED:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"not finished after {timeout}s: {services.experiment_counts(experiment)}")
+
+
+def assert_each_run_done_once(experiment, server):
+    counts = services.experiment_counts(experiment)
+    assert counts["done"] == counts["total"] == Run.objects.filter(experiment=experiment).count()
+    bodies = [str(r["body"]["messages"]) + str(r["body"].get("temperature")) for r in server.requests if r["path"].endswith("completions")]
+    return counts, bodies
+
+
+def test_a_200_run_experiment_completes_with_transient_errors(endpoint, llm_server):
+    endpoint.max_retries = 5
+    endpoint.save()
+    ok = Scripted.delay(0)
+    llm_server.script(*[Scripted.error(429, "slow down", headers={"Retry-After": "0"}), ok, ok, ok, ok,
+                        Scripted.error(500, "oops"), ok, ok, ok, ok] * 20)  # 20% of the first 200 calls fail  # fmt: skip
+    worker = start_worker(concurrency=8, name="load")
+    try:
+        experiment = experiment_of(endpoint, items=100)
+        wait_finished(experiment, timeout=120)
+    finally:
+        stop(worker)
+
+    counts, bodies = assert_each_run_done_once(experiment, llm_server)
+    assert counts["total"] == 200
+    assert len(bodies) == 200 + 40  # every run answered once, plus the 40 injected failures retried
+    assert Run.objects.filter(experiment=experiment, attempts__gt=1).exists()
+
+
+def test_a_killed_worker_loses_nothing(endpoint, llm_server):
+    llm_server.latency = 0.2
+    first = start_worker(concurrency=4, name="doomed", EXPERIMENT_RUN_LEASE_SECONDS="3")
+    experiment = experiment_of(endpoint, items=30, concurrency=4)
+    deadline = time.monotonic() + 60
+    while Run.objects.filter(experiment=experiment, status=RunStatus.DONE).count() < 10:
+        assert time.monotonic() < deadline, "the first worker made no progress"
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    killed_at = Run.objects.filter(experiment=experiment, status=RunStatus.DONE).count()
+    assert killed_at < 60
+
+    second = start_worker(concurrency=4, name="rescuer", EXPERIMENT_RUN_LEASE_SECONDS="3")
+    try:
+        wait_finished(experiment, timeout=90)
+    finally:
+        stop(second)
+
+    counts, bodies = assert_each_run_done_once(experiment, llm_server)
+    assert counts["total"] == 60
+    # A call is made twice only for a run the killed worker held in flight and that was
+    # claimed again; every other run was called exactly once.
+    calls = Counter(bodies)
+    for run in Run.objects.filter(experiment=experiment).select_related("variant"):
+        key = str(run.messages) + str(run.variant.params.get("temperature"))
+        assert calls[key] == 1 or (run.claims > 1 and calls[key] <= run.claims), (run.pk, run.claims, calls[key])
+    assert Run.objects.filter(experiment=experiment, claims__gt=1).count() <= 4
