@@ -36,6 +36,8 @@ _WIDTH_IN_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?"
 # the deadline the loops check.
 _project_id: contextvars.ContextVar[int] = contextvars.ContextVar("prompt_project_id")
 _deadline: contextvars.ContextVar[float] = contextvars.ContextVar("prompt_render_deadline", default=float("inf"))
+_includes: contextvars.ContextVar[list | None] = contextvars.ContextVar("prompt_render_includes", default=None)
+MAX_INCLUDES_PER_RENDER = 100
 
 
 class RenderError(Invalid):
@@ -71,6 +73,30 @@ def _check_size(size: int, what: str) -> None:
 def _check_count(count: int, what: str) -> None:
     if count > settings.PROMPT_RENDER_MAX_ITEMS:
         raise SecurityError(f"{what} is limited to {settings.PROMPT_RENDER_MAX_ITEMS} items")
+
+
+def _estimate(value, limit: int) -> int:
+    """Characters `value` prints as, counted without building it; stops once past `limit`."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, (str, bytes)):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            total += 2 * len(item)
+            stack.extend(item)
+        else:
+            total += 24  # a number, None, an object's short repr
+    return total
+
+
+def _check_printable(value, what: str):
+    _check_size(_estimate(value, settings.PROMPT_RENDER_MAX_CHARS), what)
+    return value
 
 
 def _guarded_range(*args):
@@ -171,6 +197,8 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
             for sized, times in ((left, right), (right, left)):
                 if hasattr(sized, "__len__") and isinstance(times, int):
                     _check_size(len(sized) * times, "the result of *")
+                    if isinstance(sized, (list, tuple)):
+                        _check_size(_estimate(sized, settings.PROMPT_RENDER_MAX_CHARS) * times, "the result of *")
             if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > 4096:
                 raise SecurityError("the result of * would be too large")
         if operator == "**" and isinstance(left, (int, float)) and isinstance(right, (int, float)):
@@ -212,6 +240,12 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         # Includes resolve only inside the project being rendered, by a plain prompt name.
         if not isinstance(name, str) or not _INCLUDE.match(name):
             raise TemplateNotFound(str(name))
+        # Saving refuses cycles, but labels move afterwards: bound the includes of one render.
+        loads = _includes.get()
+        if loads is not None:
+            loads.append(name)
+            if len(loads) > MAX_INCLUDES_PER_RENDER:
+                raise SecurityError(f"more than {MAX_INCLUDES_PER_RENDER} includes in one render: is there an include cycle ({' → '.join(loads[:6])} …)?")
         return super()._load_template(f"{_project_id.get()}/{name}", globals)
 
 
@@ -235,10 +269,22 @@ def _sum(environment, iterable, attribute=None, start=0):
     return sync_do_sum(environment, items, attribute, start)
 
 
+def _printing(filter_function, name: str):
+    """Wrap a filter that turns its value into text, so the text's size is checked first."""
+
+    @functools.wraps(filter_function)
+    def printing(*args, **kwargs):
+        value = args[1] if getattr(filter_function, "jinja_pass_arg", None) else args[0]
+        _check_printable(value, f"the {name} text")
+        return filter_function(*args, **kwargs)
+
+    return printing
+
+
 def _environment() -> PromptEnvironment:
     env = PromptEnvironment(
         undefined=StrictUndefined, autoescape=False, loader=SnippetLoader(), keep_trailing_newline=True,
-        cache_size=2000, auto_reload=True,
+        cache_size=2000, auto_reload=True, finalize=lambda value: _check_printable(value, "the printed value"),
     )  # fmt: skip
     env.globals = {"range": _guarded_range}
     env.filters.update(
@@ -251,6 +297,9 @@ def _environment() -> PromptEnvironment:
         replace=_replace,
         sum=pass_environment(_sum),
         format=_format,
+        string=_printing(env.filters["string"], "string"),
+        tojson=_printing(env.filters["tojson"], "tojson"),
+        pprint=_printing(env.filters["pprint"], "pprint"),
     )  # fmt: skip
     return env
 
@@ -329,6 +378,7 @@ def render_template(source: str, variables: dict, *, project_id: int, cache_key=
     """Render one template with the limits in force; every failure is a RenderError."""
     project_token = _project_id.set(project_id)
     deadline_token = _deadline.set(time.monotonic() + settings.PROMPT_RENDER_TIMEOUT_SECONDS)
+    includes_token = _includes.set([])
     limit = settings.PROMPT_RENDER_MAX_CHARS
     try:
         chunks, size = [], 0
@@ -350,6 +400,7 @@ def render_template(source: str, variables: dict, *, project_id: int, cache_key=
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
         raise RenderError(f"The template failed: {type(exc).__name__}: {exc}") from None
     finally:
+        _includes.reset(includes_token)
         _deadline.reset(deadline_token)
         _project_id.reset(project_token)
 

@@ -125,3 +125,17 @@ def test_output_size_is_bounded(owner, settings):
 
     with pytest.raises(RenderError, match="longer than 1000 characters"):
         render_version(prompt, {"text": "0123456789"})
+
+
+def test_a_cycle_made_by_moving_labels_is_refused_at_render(owner):
+    a = create(owner, "a", template="A")
+    b = create(owner, "b", template="B")
+    for prompt in (a, b):
+        services.label_move(prompt=prompt, actor=owner.user, label="production", version=1)
+    a = services.prompt_update(prompt=a, actor=owner.user, message="use b", template="A {% include 'b' %}")
+    b = services.prompt_update(prompt=b, actor=owner.user, message="use a", template="B {% include 'a' %}")  # a@production is v1: no cycle yet
+    for prompt in (a, b):
+        services.label_move(prompt=prompt, actor=owner.user, label="production", version=2)
+
+    with pytest.raises(RenderError, match="include cycle"):
+        render_version(selectors.prompt_version(prompt=a, label="production"), {})
