@@ -200,6 +200,12 @@ def _completion_from(endpoint, response, params, latency_ms, attempts) -> Comple
         raise PermanentError(f"invalid response: the answer has no message ({exc})", kind="invalid_response") from None
     prices = catalog.prices_per_token(endpoint)
     cost = prices[0] * prompt_tokens + prices[1] * completion_tokens if prices else None
+    try:
+        data = _structured_output(text, params.get("response_format"))
+    except PermanentError as exc:
+        # The provider billed the call all the same: callers record what it cost.
+        exc.details.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost, output=text)
+        raise
     return Completion(
         text=text,
         finish_reason=choice.finish_reason or "",
@@ -208,7 +214,7 @@ def _completion_from(endpoint, response, params, latency_ms, attempts) -> Comple
         cost=cost,
         latency_ms=latency_ms,
         attempts=attempts,
-        data=_structured_output(text, params.get("response_format")),
+        data=data,
     )
 
 

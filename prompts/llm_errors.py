@@ -37,6 +37,7 @@ def classify(exc: Exception) -> GatewayError:
     status, or the connection failure) sits in the __context__ chain, and a body that
     could not be parsed surfaces as a 500 that no server sent.
     """
+    import httpx
     import litellm
     import openai
 
@@ -47,7 +48,7 @@ def classify(exc: Exception) -> GatewayError:
     sent_status = next(
         (e.status_code for e in chain if isinstance(e, openai.APIStatusError) and not type(e).__module__.startswith("litellm")),
         None,
-    )
+    ) or next((e.response.status_code for e in chain if isinstance(e, httpx.HTTPStatusError)), None)
     connection_failed = any(
         isinstance(e, openai.APIConnectionError) and not isinstance(e, openai.APITimeoutError) for e in chain
     )

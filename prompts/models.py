@@ -211,7 +211,9 @@ class Label(models.Model):
 class LabelMove(models.Model):
     """One move of a label: who, when, from which version to which."""
 
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="label_moves")
+    # Kept when the prompt is deleted: the audit trail outlives it.
+    prompt = models.ForeignKey(Prompt, null=True, on_delete=models.SET_NULL, related_name="label_moves")
+    prompt_name = models.SlugField(max_length=100)
     label = models.SlugField(max_length=50)
     from_version = models.PositiveIntegerField(null=True, blank=True)
     to_version = models.PositiveIntegerField()

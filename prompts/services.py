@@ -244,7 +244,7 @@ def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str 
         return current
     moved, _ = Label.objects.update_or_create(prompt=prompt, name=label, defaults={"version": version})
     LabelMove.objects.create(
-        prompt=prompt, label=label, from_version=current and current.version, to_version=version,
+        prompt=prompt, prompt_name=prompt.name, label=label, from_version=current and current.version, to_version=version,
         actor=actor, message=message,
     )  # fmt: skip
     logger.info("prompts.label_moved", prompt_id=prompt.pk, label=label, to_version=version)

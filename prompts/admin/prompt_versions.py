@@ -64,7 +64,7 @@ class PromptForm(forms.ModelForm):
 class PromptAdmin(admin.ModelAdmin):
     form = PromptForm
     list_display = ["name", "project", "kind", "endpoint", "version", "label_list", "updated_at", "last_author"]
-    list_filter = ["project", "kind"]
+    list_filter = [("project", admin.RelatedOnlyFieldListFilter), "kind"]  # only projects the user sees
     search_fields = ["name", "description"]
     actions = ["export_yaml"]
     change_form_template = "admin/prompts/prompt/change_form.html"

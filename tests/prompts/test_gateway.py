@@ -326,3 +326,15 @@ def test_the_rate_limit_is_shared_with_other_processes(endpoint, llm_server, set
     with pytest.raises(limits.LimitExceeded):
         gateway.complete(endpoint=endpoint, messages=HELLO)
     assert llm_server.requests == []
+
+
+@pytest.mark.parametrize("status", [500, 503, 529])
+def test_server_errors_of_providers_outside_the_openai_client_are_transient_too(endpoint, llm_server, status):
+    endpoint.model, endpoint.api_base, endpoint.max_retries = "anthropic/claude-3-5-haiku-latest", llm_server.url, 1
+    llm_server.script(*[Scripted.error(status, "Overloaded")] * 2)
+
+    with pytest.raises(TransientError) as error:
+        gateway.complete(endpoint=endpoint, messages=HELLO)
+
+    assert error.value.kind == "server_error" and "Overloaded" in error.value.message
+    assert len(llm_server.requests) == 2 and llm_server.requests[0]["path"] == "/v1/messages"

@@ -236,3 +236,15 @@ def test_only_admins_delete_prompts_and_the_history_stays(client, model):
     assert client.post(f"{BASE}{prompt.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not Prompt.objects.exists()
     assert list(Prompt.history.values_list("history_type", flat=True).order_by("history_id")) == ["+", "-"]
+
+
+def test_the_project_filter_lists_only_the_users_projects(client, model):
+    editor = member(Role.EDITOR)
+    create(editor, model)
+    secret = member(Role.OWNER)
+    secret.project.name = "Acme Secret Merger"
+    secret.project.save()
+    create(secret, model, name="other")
+    client.force_login(editor.user)
+
+    assert "Acme Secret Merger" not in client.get(BASE).content.decode()

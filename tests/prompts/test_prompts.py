@@ -161,3 +161,13 @@ def test_saved_versions_cannot_be_changed(editor, model):
     with pytest.raises(ValidationError, match="immutable"):
         record.save()
     assert Prompt.history.get().template == "Hello {{ name }}!"
+
+
+def test_label_history_outlives_the_prompt(model):
+    admin = MembershipFactory(role=Role.ADMIN)
+    prompt = create(admin, model)
+    services.label_move(prompt=prompt, actor=admin.user, label="production", version=1)
+
+    services.prompt_delete(prompt=prompt, actor=admin.user)
+
+    assert list(LabelMove.objects.values_list("prompt", "prompt_name", "to_version")) == [(None, "greet", 1)]
