@@ -135,6 +135,46 @@ def _enqueue(experiment: Experiment) -> None:
         experiment_drain.delay_on_commit(experiment.pk)
 
 
+@dataclass(frozen=True)
+class Forecast:
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    usd: Decimal | None  # None when a model's price is unknown
+
+
+def experiment_forecast(experiment: Experiment) -> Forecast:
+    """Calls and estimated cost: prompt tokens counted on the rendered messages with
+    LiteLLM's token counter; completion tokens from earlier runs of the same prompt version
+    when there are some, else max_tokens (or 256)."""
+    from django.db.models import Avg
+
+    litellm = gateway.prepared_litellm()
+    calls = prompt_total = completion_total = 0
+    usd = Decimal(0)
+    for item in [_resolve(variant) for variant in experiment.variants.select_related("prompt", "endpoint")]:
+        earlier = Run.objects.filter(
+            variant__prompt=item.variant.prompt, variant__version=item.record.version, status=RunStatus.DONE
+        ).aggregate(avg=Avg("completion_tokens"))["avg"]
+        per_call = round(earlier) if earlier is not None else item.params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
+        prices = catalog.prices_per_token(item.endpoint)
+        for values in experiment.dataset.items.values_list("vars", flat=True).iterator(chunk_size=2000):
+            try:
+                rendered = render_version(item.record, values)
+            except DomainError:
+                continue  # experiment_start reports such items by row
+            messages = rendered.messages or [{"role": "user", "content": rendered.text}]
+            tokens = litellm.token_counter(model=item.endpoint.model.split("/", 1)[-1], messages=messages) * experiment.repeats
+            calls += experiment.repeats
+            prompt_total += tokens
+            completion_total += per_call * experiment.repeats
+            if prices is None or usd is None:
+                usd = None
+            else:
+                usd += prices[0] * tokens + prices[1] * per_call * experiment.repeats
+    return Forecast(calls=calls, prompt_tokens=prompt_total, completion_tokens=completion_total, usd=usd)
+
+
 # --- The runner -------------------------------------------------------------------------
 
 
@@ -242,7 +282,7 @@ def _finish_experiment_if_done(experiment_id: int) -> None:
 
 def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
     """Claim and execute runs until none are left or the time budget is spent; returns how many ran."""
-    gateway.warm_up()  # before the first claim: a lease must not run out during LiteLLM's import
+    gateway.prepared_litellm()  # before the first claim: a lease must not run out during LiteLLM's import
     deadline = timezone.now() + timedelta(seconds=time_budget_s)
     done = 0
     while timezone.now() < deadline:

@@ -11,5 +11,6 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("", include("experiments.urls")),
     path("", include("prompts.urls")),
 ]

@@ -76,9 +76,10 @@ def _litellm():
     return litellm
 
 
-def warm_up() -> None:
-    """Import LiteLLM now, so that its seconds of start-up are not spent while holding work."""
-    _litellm()
+def prepared_litellm():
+    """LiteLLM, imported and configured (offline price list, demo model): for its token
+    counter, and to pay its seconds of start-up before holding work."""
+    return _litellm()
 
 
 def complete(*, endpoint: ModelEndpoint, messages: list[dict], params: dict | None = None, cache_response: bool | None = None) -> Completion:  # fmt: skip

@@ -197,3 +197,38 @@ def test_an_open_breaker_gives_the_run_back_without_calling(setup, llm_server, s
     assert run.status == RunStatus.PENDING and llm_server.requests == []
     experiment.refresh_from_db()
     assert experiment.reserved_usd == 0
+
+
+def test_the_forecast_counts_calls_tokens_and_dollars(setup, llm_server):
+    owner, *_ = setup
+    experiment = make(setup, repeats=2)
+
+    forecast = services.experiment_forecast(experiment)
+
+    assert forecast.calls == 5 * 2 * 2
+    # "Answer: qN" / "Reply briefly: qN" in one user message: a handful of tokens each
+    assert 5 * 2 * 2 * 5 <= forecast.prompt_tokens <= 5 * 2 * 2 * 15
+    assert forecast.completion_tokens == 20 * 256
+    expected = Decimal("1.5e-07") * forecast.prompt_tokens + Decimal("6e-07") * forecast.completion_tokens
+    assert forecast.usd == expected
+
+    services.experiment_start(experiment=experiment, actor=owner.user)
+    services.experiment_drain(experiment_id=experiment.pk)
+    again = services.experiment_forecast(experiment)
+    assert again.completion_tokens < forecast.completion_tokens  # learnt from the runs just made
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_experiment_command_shows_progress_and_fails_on_failed_runs(setup, llm_server, capsys):
+    from django.core.management import call_command
+
+    experiment = make(setup)
+    llm_server.script(Scripted.error(400, "bad request"))
+
+    with pytest.raises(SystemExit) as exit_status:
+        call_command("run_experiment", str(experiment.pk), "--inline", "--timeout", "60")
+
+    out = capsys.readouterr()
+    assert exit_status.value.code == 1
+    assert "10 calls" in out.out and "10/10" in out.out and "failed 1" in out.out
+    assert "1 run(s) failed" in out.err

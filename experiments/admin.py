@@ -1,0 +1,106 @@
+"""Datasets and experiments in the admin, scoped to the user's projects; actions call the services."""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from experiments import services
+from experiments.models import Dataset, Experiment, ExperimentStatus, Variant
+from prompts import selectors
+from prompts.access import Action, can
+from promptlab.errors import DomainError
+
+
+class ProjectScoped(admin.ModelAdmin):
+    """Only the user's projects; viewers read, editors write."""
+
+    list_filter = [("project", admin.RelatedOnlyFieldListFilter)]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(project__in=selectors.project_list_for(user=request.user).values("pk"))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "project":
+            editable = [p.pk for p in selectors.project_list_for(user=request.user) if can(request.user, p, Action.EDIT)]
+            kwargs["queryset"] = db_field.related_model.objects.filter(pk__in=editable)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (obj is None or can(request.user, obj.project, Action.VIEW))
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (obj is None or can(request.user, obj.project, Action.EDIT))
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and can(request.user, obj.project, Action.MANAGE)
+
+
+@admin.register(Dataset)
+class DatasetAdmin(ProjectScoped):
+    list_display = ["name", "project", "description", "created_at"]
+    search_fields = ["name"]
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    fields = ["name", "prompt", "label", "version", "endpoint", "params"]
+    extra = 2
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(ProjectScoped):
+    list_display = ["name", "project", "dataset", "status", "progress", "spent_usd", "budget_usd", "created_at"]
+    list_filter = [("project", admin.RelatedOnlyFieldListFilter), "status"]
+    fields = ["project", "name", "dataset", "repeats", "concurrency", "budget_usd"]
+    inlines = [VariantInline]
+    actions = ["start", "cancel", "resume", "retry_errors"]
+
+    @admin.display(description="progress")
+    def progress(self, experiment):
+        return format_html('<a href="/experiments/{}/">live progress</a>', experiment.pk)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if obj is not None and obj.status != ExperimentStatus.DRAFT else []
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def _each(self, request, queryset, action, done: str):
+        for experiment in queryset:
+            try:
+                action(experiment=experiment, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{experiment}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{experiment}: {done}.", messages.SUCCESS)
+
+    @admin.action(description="Start (freezes versions, creates the runs)")
+    def start(self, request, queryset):
+        for experiment in queryset:
+            try:
+                forecast = services.experiment_forecast(experiment)
+                services.experiment_start(experiment=experiment, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{experiment}: {exc.message}", messages.ERROR)
+            else:
+                usd = f"${forecast.usd:.4f}" if forecast.usd is not None else "an unknown amount"
+                self.message_user(request, f"{experiment}: started {forecast.calls} calls, forecast {usd}.", messages.SUCCESS)
+
+    @admin.action(description="Cancel (pending runs; runs in flight finish)")
+    def cancel(self, request, queryset):
+        self._each(request, queryset, services.experiment_cancel, "cancelled")
+
+    @admin.action(description="Resume cancelled runs")
+    def resume(self, request, queryset):
+        self._each(request, queryset, services.experiment_resume, "resumed")
+
+    @admin.action(description="Retry failed runs only")
+    def retry_errors(self, request, queryset):
+        self._each(request, queryset, services.experiment_retry_errors, "retrying failed runs")
