@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Count, F, Min, Q, Sum
 from django.utils import timezone
 
+from experiments.datasets import missing_variables
 from experiments.models import Dataset, Experiment, ExperimentStatus, Run, RunStatus, Variant
 from prompts import catalog, gateway, selectors
 from prompts.access import Action, authorize
@@ -88,12 +89,9 @@ def _needed_variables(record) -> set[str]:
 def experiment_missing_variables(experiment: Experiment) -> list[str]:
     """Items lacking a variable a variant needs, as 'row N: a, b (variant)' lines."""
     problems = []
-    resolved = [_resolve(variant) for variant in experiment.variants.select_related("prompt")]
-    for row, values in experiment.dataset.items.values_list("row", "vars").iterator(chunk_size=2000):
-        for item in resolved:
-            missing = sorted(_needed_variables(item.record) - set(values or {}))
-            if missing:
-                problems.append(f"row {row}: {', '.join(missing)} (variant {item.variant.name})")
+    for item in [_resolve(variant) for variant in experiment.variants.select_related("prompt")]:
+        for row, missing in missing_variables(dataset=experiment.dataset, needed=_needed_variables(item.record)):
+            problems.append(f"row {row}: {', '.join(missing)} (variant {item.variant.name})")
     return problems
 
 
