@@ -198,10 +198,17 @@ def prompt_create(*, project: Project, actor, name: str, message: str, **fields)
 
 
 @transaction.atomic
-def prompt_update(*, prompt: Prompt, actor, message: str, **fields) -> Prompt:
-    """Save the changed fields as the next version; a save that changes nothing creates none."""
+def prompt_update(*, prompt: Prompt, actor, message: str, base_version: int | None = None, **fields) -> Prompt:
+    """Save the changed fields as the next version; a save that changes nothing creates none.
+    With `base_version` (the version the editor started from), a newer save is never undone."""
     authorize(actor, prompt.project, Action.EDIT)
     prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
+    if base_version is not None and prompt.version != base_version:
+        raise Invalid(
+            f"Version {prompt.version} was saved after version {base_version}, which you started from: "
+            "reload the prompt and make your change again.",
+            details={"base_version": base_version, "current_version": prompt.version},
+        )
     before = {field: getattr(prompt, field) for field in Prompt.CONTENT_FIELDS}
     _apply(prompt, fields)
     if {field: getattr(prompt, field) for field in Prompt.CONTENT_FIELDS} == before:

@@ -27,6 +27,7 @@ FORM_FIELDS = ["project", "name", "description", "tags", "kind", "template", "me
 
 
 class PromptForm(forms.ModelForm):
+    base_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
     change_message = forms.CharField(
         max_length=500, help_text="Required: what changed and why. It is kept with the version.",
         widget=forms.TextInput(attrs={"size": 80}),
@@ -43,12 +44,21 @@ class PromptForm(forms.ModelForm):
             self.fields["project"].queryset = Project.objects.filter(pk__in=editable)
         if "endpoint" in self.fields:
             self.fields["endpoint"].queryset = ModelEndpoint.objects.filter(enabled=True)
+        self.fields["base_version"].initial = self.instance.version or None
 
     def clean(self):
         """Run the same validation as every save path, showing each problem on its field."""
         cleaned = super().clean()
         if self.errors:
             return cleaned
+        base = cleaned.get("base_version")
+        if self.instance.pk and base is not None:
+            current = Prompt.objects.values_list("version", flat=True).get(pk=self.instance.pk)
+            if current != base:
+                raise forms.ValidationError(
+                    f"Someone saved version {current} after version {base}, which you started from: reload the "
+                    "page to see it, then make your change again. Nothing was saved."
+                )
         candidate = Prompt(project_id=getattr(cleaned.get("project"), "pk", self.instance.project_id), name=cleaned.get("name", self.instance.name))
         for field in FORM_FIELDS[2:]:
             setattr(candidate, field, cleaned.get(field))
@@ -68,7 +78,7 @@ class PromptAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     actions = ["export_yaml"]
     change_form_template = "admin/prompts/prompt/change_form.html"
-    fields = [*FORM_FIELDS, "change_message"]
+    fields = [*FORM_FIELDS, "change_message", "base_version"]
 
     def get_queryset(self, request):
         last_author = (
@@ -121,7 +131,10 @@ class PromptAdmin(admin.ModelAdmin):
         message = form.cleaned_data["change_message"]
         if change:
             before = obj.version
-            saved = services.prompt_update(prompt=Prompt.objects.get(pk=obj.pk), actor=request.user, message=message, **fields)
+            saved = services.prompt_update(
+                prompt=Prompt.objects.get(pk=obj.pk), actor=request.user, message=message,
+                base_version=form.cleaned_data.get("base_version"), **fields,
+            )  # fmt: skip
             if saved.version == before:
                 self.message_user(request, "Nothing changed, so no new version was created.", messages.INFO)
         else:

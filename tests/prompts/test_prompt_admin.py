@@ -27,6 +27,7 @@ def form_data(prompt_or_project, model, **overrides):
     data = {
         "description": "", "tags": "[]", "kind": "text", "template": "Hello {{ name }}!", "messages": "[]",
         "endpoint": str(model.pk), "params": "{}", "variables": "[]", "strict_variables": "on", "change_message": "Edit",
+        "base_version": str(prompt_or_project.version) if isinstance(prompt_or_project, Prompt) else "",
     }  # fmt: skip
     return {**data, **overrides}
 
@@ -248,3 +249,15 @@ def test_the_project_filter_lists_only_the_users_projects(client, model):
     client.force_login(editor.user)
 
     assert "Acme Secret Merger" not in client.get(BASE).content.decode()
+
+
+def test_a_stale_edit_never_undoes_a_newer_version(client, model):
+    editor = member(Role.EDITOR)
+    prompt = create(editor, model)
+    services.prompt_update(prompt=prompt, actor=editor.user, message="someone else", template="Newer {{ name }}")
+    client.force_login(editor.user)
+
+    response = client.post(f"{BASE}{prompt.pk}/change/", {**form_data(prompt, model, template="Stale"), "base_version": "1"})
+
+    assert response.status_code == 200 and "Someone saved version 2 after version 1" in response.content.decode()
+    assert Prompt.objects.get(pk=prompt.pk).template == "Newer {{ name }}" and prompt.history.count() == 2

@@ -171,3 +171,12 @@ def test_label_history_outlives_the_prompt(model):
     services.prompt_delete(prompt=prompt, actor=admin.user)
 
     assert list(LabelMove.objects.values_list("prompt", "prompt_name", "to_version")) == [(None, "greet", 1)]
+
+
+def test_an_update_from_an_old_base_version_is_refused(editor, model):
+    prompt = create(editor, model)
+    services.prompt_update(prompt=prompt, actor=editor.user, message="v2", template="Newer")
+
+    with pytest.raises(Invalid, match="Version 2 was saved after version 1"):
+        services.prompt_update(prompt=prompt, actor=editor.user, message="stale", base_version=1, template="Stale")
+    assert Prompt.objects.get(pk=prompt.pk).template == "Newer"
