@@ -14,12 +14,13 @@ from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.views.decorators.http import require_POST
 
 from prompts import diff, rendering, selectors, services, yaml_io
 from prompts.access import Action, can
-from prompts.models import Label, ModelEndpoint, Project, Prompt
+from prompts.admin.scoping import ProjectScoped
+from prompts.models import ModelEndpoint, Project, Prompt
 from prompts.validation import template_variables, validate_prompt
 from promptlab.errors import DomainError, Invalid
 
@@ -37,11 +38,8 @@ class PromptForm(forms.ModelForm):
         model = Prompt
         fields = FORM_FIELDS
 
-    def __init__(self, *args, user=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if "project" in self.fields:
-            editable = [p.pk for p in selectors.project_list_for(user=user) if can(user, p, Action.EDIT)]
-            self.fields["project"].queryset = Project.objects.filter(pk__in=editable)
         if "endpoint" in self.fields:
             self.fields["endpoint"].queryset = ModelEndpoint.objects.filter(enabled=True)
         self.fields["base_version"].initial = self.instance.version or None
@@ -71,7 +69,7 @@ class PromptForm(forms.ModelForm):
 
 
 @admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin):
+class PromptAdmin(ProjectScoped):
     form = PromptForm
     list_display = ["name", "project", "kind", "endpoint", "version", "label_list", "updated_at", "last_author"]
     list_filter = [("project", admin.RelatedOnlyFieldListFilter), "kind"]  # only projects the user sees
@@ -85,20 +83,12 @@ class PromptAdmin(admin.ModelAdmin):
             Prompt.history.model.objects.filter(id=OuterRef("pk")).order_by("-version").values("history_user__email")[:1]
         )
         return (
-            Prompt.objects.filter(project__in=selectors.project_list_for(user=request.user).values("pk"))
+            super()
+            .get_queryset(request)
             .select_related("project", "endpoint")
             .prefetch_related("labels")
             .annotate(last_author=Subquery(last_author))
         )
-
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
-
-        class WithUser(form):
-            def __init__(self, *args, **inner):
-                super().__init__(*args, user=request.user, **inner)
-
-        return WithUser
 
     def get_readonly_fields(self, request, obj=None):
         return ["project", "name"] if obj is not None else []
@@ -110,21 +100,6 @@ class PromptAdmin(admin.ModelAdmin):
     @admin.display(description="last change by")
     def last_author(self, prompt):
         return prompt.last_author or "—"
-
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_staff
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request) and (obj is None or can(request.user, obj.project, Action.VIEW))
-
-    def has_add_permission(self, request):
-        return self.has_module_permission(request)
-
-    def has_change_permission(self, request, obj=None):
-        return self.has_module_permission(request) and (obj is None or can(request.user, obj.project, Action.EDIT))
-
-    def has_delete_permission(self, request, obj=None):
-        return obj is not None and can(request.user, obj.project, Action.MANAGE)
 
     def save_model(self, request, obj, form, change):
         fields = {field: form.cleaned_data[field] for field in FORM_FIELDS[2:] if field in form.cleaned_data}

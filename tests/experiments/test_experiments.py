@@ -9,29 +9,11 @@ from experiments.models import DatasetItem, ExperimentStatus, Run, RunStatus
 from prompts import services as prompt_services
 from prompts.models import Role
 from promptlab.errors import Invalid
-from tests.factories import DatasetFactory, MembershipFactory, ModelEndpointFactory
+from tests.experiments.conftest import make
+from tests.factories import MembershipFactory, ModelEndpointFactory
 from tests.fake_openai import Scripted
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def setup(endpoint):
-    owner = MembershipFactory(role=Role.OWNER)
-    prompt = prompt_services.prompt_create(
-        project=owner.project, actor=owner.user, name="answer", message="v1", template="Answer: {{ question }}", endpoint=endpoint
-    )
-    prompt_services.label_move(prompt=prompt, actor=owner.user, label="production", version=1)
-    prompt = prompt_services.prompt_update(prompt=prompt, actor=owner.user, message="v2", template="Reply briefly: {{ question }}")
-    dataset = DatasetFactory(project=owner.project)
-    DatasetItem.objects.bulk_create([DatasetItem(dataset=dataset, row=n, vars={"question": f"q{n}"}) for n in range(1, 6)])
-    return owner, prompt, dataset, endpoint
-
-
-def make(setup, **kwargs):
-    owner, prompt, dataset, _ = setup
-    variants = [{"name": "prod", "prompt": prompt, "label": "production"}, {"name": "v2", "prompt": prompt, "version": 2}]
-    return services.experiment_create(project=owner.project, actor=owner.user, name="cmp", dataset=dataset, variants=variants, **kwargs)
 
 
 def test_start_freezes_labels_and_creates_every_run(setup, django_capture_on_commit_callbacks):

@@ -2,13 +2,13 @@ import pytest
 
 from experiments import services
 from prompts.models import Role
-from tests.experiments.test_experiments import make, setup  # noqa: F401  (fixture)
+from tests.experiments.conftest import make
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def test_progress_fragment_polls_while_running_and_stops_when_done(setup, llm_server, client):  # noqa: F811
+def test_progress_fragment_polls_while_running_and_stops_when_done(setup, llm_server, client):
     owner, *_ = setup
     experiment = make(setup)
     services.experiment_start(experiment=experiment, actor=owner.user)
@@ -23,14 +23,14 @@ def test_progress_fragment_polls_while_running_and_stops_when_done(setup, llm_se
     assert "hx-trigger" not in fragment and "10/10" in fragment and "finished" in fragment
 
 
-def test_other_projects_experiments_are_not_found(setup, client):  # noqa: F811
+def test_other_projects_experiments_are_not_found(setup, client):
     experiment = make(setup)
     client.force_login(MembershipFactory(role=Role.OWNER).user)
 
     assert client.get(f"/experiments/{experiment.pk}/").status_code == 404
 
 
-def test_admin_start_action_reports_the_forecast_and_refusals(setup, client):  # noqa: F811
+def test_admin_start_action_reports_the_forecast_and_refusals(setup, client):
     owner, *_ = setup
     experiment = make(setup)
     client.force_login(owner.user)
@@ -43,7 +43,7 @@ def test_admin_start_action_reports_the_forecast_and_refusals(setup, client):  #
     assert "only a draft can be started" in response.content.decode()
 
 
-def test_admin_lists_only_the_users_experiments(setup, client):  # noqa: F811
+def test_admin_lists_only_the_users_experiments(setup, client):
     make(setup)
     client.force_login(MembershipFactory(role=Role.OWNER).user)
 

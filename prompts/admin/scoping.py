@@ -1,0 +1,36 @@
+"""The admin base for everything that belongs to a project."""
+
+from django.contrib import admin
+
+from prompts import selectors
+from prompts.access import Action, can
+
+
+class ProjectScoped(admin.ModelAdmin):
+    """Only the user's projects; viewers read, editors write."""
+
+    list_filter = [("project", admin.RelatedOnlyFieldListFilter)]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(project__in=selectors.project_list_for(user=request.user).values("pk"))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "project":
+            editable = [p.pk for p in selectors.project_list_for(user=request.user) if can(request.user, p, Action.EDIT)]
+            kwargs["queryset"] = db_field.related_model.objects.filter(pk__in=editable)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (obj is None or can(request.user, obj.project, Action.VIEW))
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (obj is None or can(request.user, obj.project, Action.EDIT))
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and can(request.user, obj.project, Action.MANAGE)
