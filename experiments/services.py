@@ -295,7 +295,11 @@ def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
                 break
             time.sleep(min(2.0, max(0.1, (held["until"] - timezone.now()).total_seconds())))
             continue
-        run_execute(run=run)
+        try:
+            run_execute(run=run)
+        except Exception as exc:  # a bug must not strand the run as running until its lease ends
+            logger.exception("experiments.run_crashed", run_id=run.pk)
+            _finish(run, RunStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", error_kind="internal")
         done += 1
     else:
         from experiments.tasks import experiment_drain as task

@@ -33,15 +33,25 @@ def _key(endpoint: ModelEndpoint, *parts) -> str:
     return ":".join(["gateway", str(endpoint.pk), *map(str, parts)])
 
 
+def _count_up(key: str, *, timeout) -> int:
+    """Atomically add one to a counter that may not exist yet, or may just have been deleted
+    by another process (a success closing the breaker)."""
+    while True:
+        if cache.add(key, 1, timeout=timeout):
+            return 1
+        try:
+            return cache.incr(key)
+        except ValueError:
+            continue  # deleted between add and incr: start it again
+
+
 def _take_request_slot(endpoint: ModelEndpoint) -> float:
     """Count one request in the current minute; 0 when allowed, else seconds until the next minute."""
     if not endpoint.requests_per_minute:
         return 0
     now = time.time()
     minute = int(now // 60)
-    key = _key(endpoint, "rpm", minute)
-    cache.add(key, 0, timeout=120)
-    if cache.incr(key) <= endpoint.requests_per_minute:
+    if _count_up(_key(endpoint, "rpm", minute), timeout=120) <= endpoint.requests_per_minute:
         return 0
     return (minute + 1) * 60 - now
 
@@ -140,8 +150,6 @@ def breaker_close(endpoint: ModelEndpoint) -> None:
 
 def breaker_record_failure(endpoint: ModelEndpoint) -> None:
     """Count a transient failure; the Nth in a row opens the breaker for the cool-down."""
-    key = _key(endpoint, "failures")
-    cache.add(key, 0, timeout=None)
-    if cache.incr(key) >= settings.GATEWAY_BREAKER_FAILURES:
+    if _count_up(_key(endpoint, "failures"), timeout=None) >= settings.GATEWAY_BREAKER_FAILURES:
         cooldown = settings.GATEWAY_BREAKER_COOLDOWN_SECONDS
         cache.set(_key(endpoint, "open_until"), time.time() + cooldown, timeout=int(cooldown) + 1)

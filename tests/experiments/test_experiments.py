@@ -214,3 +214,16 @@ def test_run_experiment_command_shows_progress_and_fails_on_failed_runs(setup, l
     assert exit_status.value.code == 1
     assert "10 calls" in out.out and "10/10" in out.out and "failed 1" in out.out
     assert "1 run(s) failed" in out.err
+
+
+def test_an_unexpected_error_fails_the_run_instead_of_stranding_it(setup, monkeypatch):
+    owner, *_ = setup
+    experiment = make(setup)
+    services.experiment_start(experiment=experiment, actor=owner.user)
+    monkeypatch.setattr(services, "run_execute", lambda run: 1 / 0)
+
+    services.experiment_drain(experiment_id=experiment.pk)
+
+    counts = services.experiment_counts(experiment)
+    assert counts["failed"] == 10 and counts["running"] == 0
+    assert experiment.runs.first().error == "internal error: ZeroDivisionError: division by zero"

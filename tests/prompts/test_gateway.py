@@ -338,3 +338,28 @@ def test_server_errors_of_providers_outside_the_openai_client_are_transient_too(
 
     assert error.value.kind == "server_error" and "Overloaded" in error.value.message
     assert len(llm_server.requests) == 2 and llm_server.requests[0]["path"] == "/v1/messages"
+
+
+def test_a_failure_counted_while_another_process_closes_the_breaker_is_not_lost(endpoint, monkeypatch):
+    from django.core.cache import cache
+
+    class Racing:
+        """The cache, with another process's breaker_close landing between add and incr once."""
+
+        raced = False
+
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+        def add(self, key, value, timeout=None):
+            added = cache.add(key, value, timeout=timeout)
+            if key.endswith("failures") and not self.raced:
+                self.raced = True
+                cache.delete(key)
+                return False
+            return added
+
+    monkeypatch.setattr(limits, "cache", Racing())
+    limits.breaker_record_failure(endpoint)
+
+    assert limits.breaker_state(endpoint).failures == 1
