@@ -147,7 +147,6 @@ def experiment_forecast(experiment: Experiment) -> Forecast:
     when there are some, else max_tokens (or 256)."""
     from django.db.models import Avg
 
-    litellm = gateway.prepared_litellm()
     calls = prompt_total = completion_total = 0
     usd = Decimal(0)
     for item in [_resolve(variant) for variant in experiment.variants.select_related("prompt", "endpoint")]:
@@ -162,7 +161,7 @@ def experiment_forecast(experiment: Experiment) -> Forecast:
             except DomainError:
                 continue  # experiment_start reports such items by row
             messages = rendered.messages or [{"role": "user", "content": rendered.text}]
-            tokens = litellm.token_counter(model=item.endpoint.model.split("/", 1)[-1], messages=messages) * experiment.repeats
+            tokens = _prompt_tokens(item.endpoint, messages) * experiment.repeats
             calls += experiment.repeats
             prompt_total += tokens
             completion_total += per_call * experiment.repeats
@@ -177,13 +176,14 @@ def experiment_forecast(experiment: Experiment) -> Forecast:
 
 
 def run_claim(*, experiment_id: int) -> Run | None:
-    """Claim the next pending run, or one whose lease expired (its worker died), with a
-    compare-and-set: two workers never hold the same run."""
+    """Claim the next pending run of a running experiment, or one whose lease expired (its
+    worker died), with a compare-and-set: two workers never hold the same run."""
     now = timezone.now()
     claimable = Q(status=RunStatus.PENDING) | Q(status=RunStatus.RUNNING, lease_until__lt=now)
     while True:
         candidate = (
-            Run.objects.filter(claimable, experiment_id=experiment_id).order_by("id").values("id", "status", "claims").first()
+            Run.objects.filter(claimable, experiment_id=experiment_id, experiment__status=ExperimentStatus.RUNNING)
+            .order_by("id").values("id", "status", "claims").first()
         )
         if candidate is None:
             return None
@@ -230,9 +230,12 @@ def _estimate_cost(endpoint, messages, params) -> Decimal:
     prices = catalog.prices_per_token(endpoint)
     if prices is None:
         return Decimal(0)
-    words = sum(len(str(message.get("content", "")).split()) for message in messages)
-    prompt_tokens = int(words * 1.4) + 4 * len(messages)  # a cheap upper-ish bound; the forecast counts exactly
-    return prices[0] * prompt_tokens + prices[1] * params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
+    return prices[0] * _prompt_tokens(endpoint, messages) + prices[1] * params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
+
+
+def _prompt_tokens(endpoint, messages) -> int:
+    """Prompt tokens of the rendered messages, by LiteLLM's token counter (forecast and budget alike)."""
+    return gateway.prepared_litellm().token_counter(model=endpoint.model.split("/", 1)[-1], messages=messages)
 
 
 @transaction.atomic
@@ -284,13 +287,13 @@ def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
     deadline = timezone.now() + timedelta(seconds=time_budget_s)
     done = 0
     while timezone.now() < deadline:
-        if not Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.RUNNING).exists():
-            break
         run = run_claim(experiment_id=experiment_id)
         if run is None:
             # Runs still held by others: wait while they may finish, or their lease runs out
             # (their worker died) and one of them can be claimed here.
-            held = Run.objects.filter(experiment_id=experiment_id, status=RunStatus.RUNNING).aggregate(until=Min("lease_until"))
+            held = Run.objects.filter(
+                experiment_id=experiment_id, status=RunStatus.RUNNING, lease_until__gt=timezone.now()
+            ).aggregate(until=Min("lease_until"))
             if held["until"] is None:
                 break
             time.sleep(min(2.0, max(0.1, (held["until"] - timezone.now()).total_seconds())))

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from prompts.models import ModelEndpoint
-from promptlab.errors import Invalid, NotFound
+from promptlab.errors import Invalid
 
 
 def api_base_error(url: str) -> str | None:
@@ -32,13 +32,6 @@ def api_base_error(url: str) -> str | None:
             "An operator must add it to that setting."
         )
     return None
-
-
-def endpoint_get(*, name: str) -> ModelEndpoint:
-    endpoint = ModelEndpoint.objects.filter(name=name).first()
-    if endpoint is None:
-        raise NotFound(f"There is no model endpoint named {name!r}.", details={"endpoint": name})
-    return endpoint
 
 
 def endpoint_credentials(endpoint: ModelEndpoint) -> dict:
