@@ -71,7 +71,7 @@ def test_a_200_run_experiment_completes_with_transient_errors(endpoint, llm_serv
 
 def test_a_killed_worker_loses_nothing(endpoint, llm_server):
     llm_server.latency = 0.2
-    first = start_worker(concurrency=4, name="doomed", EXPERIMENT_RUN_LEASE_SECONDS="3")
+    first = start_worker(concurrency=4, name="doomed", EXPERIMENT_RUN_LEASE_SECONDS="8")
     experiment = experiment_of(endpoint, items=30, concurrency=4)
     deadline = time.monotonic() + 60
     while Run.objects.filter(experiment=experiment, status=RunStatus.DONE).count() < 10:
@@ -82,7 +82,7 @@ def test_a_killed_worker_loses_nothing(endpoint, llm_server):
     killed_at = Run.objects.filter(experiment=experiment, status=RunStatus.DONE).count()
     assert killed_at < 60
 
-    second = start_worker(concurrency=4, name="rescuer", EXPERIMENT_RUN_LEASE_SECONDS="3")
+    second = start_worker(concurrency=4, name="rescuer", EXPERIMENT_RUN_LEASE_SECONDS="8")
     try:
         wait_finished(experiment, timeout=90)
     finally:
