@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Count, F, Min, Q, Sum
 from django.utils import timezone
 
+from experiments import signals
 from experiments.datasets import missing_variables
 from experiments.models import Dataset, Experiment, ExperimentStatus, Run, RunStatus, Variant
 from prompts import catalog, gateway, selectors
@@ -261,6 +262,8 @@ def _finish(run: Run, status: str, **fields) -> Run:
         Experiment.objects.filter(pk=run.experiment_id).update(
             spent_usd=F("spent_usd") + cost, reserved_usd=F("reserved_usd") - run.reserved_usd
         )
+        if status == RunStatus.DONE:
+            transaction.on_commit(lambda: signals.run_done.send(sender=Run, run_id=run.pk))
     _finish_experiment_if_done(run.experiment_id)
     return run
 
