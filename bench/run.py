@@ -63,8 +63,14 @@ def _throwaway_database() -> Iterator[str]:
 
 
 def _discover() -> list[ModuleType]:
-    """Every bench/bench_*.py in name order; imported after django.setup() as they use models."""
-    return [importlib.import_module(f"bench.{path.stem}") for path in sorted(BENCH_DIR.glob("bench_*.py"))]
+    """Every bench/bench_*.py in name order, or only those named on the command line
+    (`bench/run.py gateway render`); imported after django.setup() as they use models."""
+    paths = sorted(BENCH_DIR.glob("bench_*.py"))
+    if wanted := sys.argv[1:]:
+        if unknown := set(wanted) - {path.stem.removeprefix("bench_") for path in paths}:
+            raise SystemExit(f"no such benchmark: {', '.join(sorted(unknown))}")
+        paths = [path for path in paths if path.stem.removeprefix("bench_") in wanted]
+    return [importlib.import_module(f"bench.{path.stem}") for path in paths]
 
 
 def _print_setup(database: str) -> None:

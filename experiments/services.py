@@ -184,29 +184,32 @@ def run_claim(*, experiment_id: int) -> Run | None:
     while True:
         candidate = (
             Run.objects.filter(claimable, experiment_id=experiment_id, experiment__status=ExperimentStatus.RUNNING)
-            .order_by("id").values("id", "status", "claims").first()
-        )
+            .select_related("experiment", "variant__prompt", "variant__endpoint", "item").order_by("id").first()
+        )  # fmt: skip
         if candidate is None:
             return None
-        won = Run.objects.filter(id=candidate["id"], status=candidate["status"], claims=candidate["claims"]).update(
-            status=RunStatus.RUNNING, lease_until=now + timedelta(seconds=settings.EXPERIMENT_RUN_LEASE_SECONDS),
-            claims=F("claims") + 1,
+        lease_until = now + timedelta(seconds=settings.EXPERIMENT_RUN_LEASE_SECONDS)
+        won = Run.objects.filter(id=candidate.id, status=candidate.status, claims=candidate.claims).update(
+            status=RunStatus.RUNNING, lease_until=lease_until, claims=F("claims") + 1
         )
         if won:
-            return Run.objects.select_related("variant__prompt", "variant__endpoint", "item").get(pk=candidate["id"])
+            candidate.status, candidate.lease_until, candidate.claims = RunStatus.RUNNING, lease_until, candidate.claims + 1
+            return candidate
 
 
-def run_execute(*, run: Run) -> Run:
-    """Render and call the model for a claimed run, within the experiment's budget; record the result."""
+def run_execute(*, run: Run, versions: dict | None = None) -> Run:
+    """Render and call the model for a claimed run, within the experiment's budget; record the result.
+    `versions` keeps the frozen prompt versions a drain has read already (they never change)."""
     variant = run.variant
-    record = selectors.prompt_version(prompt=variant.prompt, version=variant.version)
+    versions = {} if versions is None else versions
+    if (record := versions.get(variant.pk)) is None:
+        record = versions[variant.pk] = selectors.prompt_version(prompt=variant.prompt, version=variant.version)
     try:
         rendered = render_version(record, run.item.vars)
         messages = rendered.messages or [{"role": "user", "content": rendered.text}]
     except DomainError as exc:
         return _finish(run, RunStatus.FAILED, error=exc.message, error_kind="render")
-    estimate = _estimate_cost(variant.endpoint, messages, variant.params)
-    if not _reserve(run, estimate):
+    if run.experiment.budget_usd is not None and not _reserve(run, _estimate_cost(variant.endpoint, messages, variant.params)):
         return _finish(run, RunStatus.SKIPPED, error="The experiment's budget would be exceeded.", error_kind="budget")
     try:
         result = gateway.complete(endpoint=variant.endpoint, messages=messages, params=variant.params)
@@ -243,7 +246,7 @@ def _prompt_tokens(endpoint, messages) -> int:
 def _reserve(run: Run, estimate: Decimal) -> bool:
     """Hold the run's estimated cost against the budget; False when it would be exceeded."""
     experiment = Experiment.objects.select_for_update().get(pk=run.experiment_id)
-    if experiment.budget_usd is not None and experiment.spent_usd + experiment.reserved_usd + estimate > experiment.budget_usd:
+    if experiment.spent_usd + experiment.reserved_usd + estimate > experiment.budget_usd:
         return False
     Experiment.objects.filter(pk=experiment.pk).update(reserved_usd=F("reserved_usd") + estimate)
     Run.objects.filter(pk=run.pk).update(reserved_usd=estimate)
@@ -258,13 +261,12 @@ def _finish(run: Run, status: str, **fields) -> Run:
     updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, claims=run.claims).update(
         status=status, lease_until=None, finished_at=timezone.now(), reserved_usd=0, **fields
     )
-    if updated:
+    if updated and (cost or run.reserved_usd):
         Experiment.objects.filter(pk=run.experiment_id).update(
             spent_usd=F("spent_usd") + cost, reserved_usd=F("reserved_usd") - run.reserved_usd
         )
-        if status == RunStatus.DONE:
-            transaction.on_commit(lambda: signals.run_done.send(sender=Run, run_id=run.pk))
-    _finish_experiment_if_done(run.experiment_id)
+    if updated and status == RunStatus.DONE:
+        transaction.on_commit(lambda: signals.run_done.send(sender=Run, run_id=run.pk))
     return run
 
 
@@ -276,7 +278,8 @@ def _release(run: Run) -> None:
         Experiment.objects.filter(pk=run.experiment_id).update(reserved_usd=F("reserved_usd") - run.reserved_usd)
 
 
-def _finish_experiment_if_done(experiment_id: int) -> None:
+def experiment_finish_if_done(*, experiment_id: int) -> None:
+    """Mark a running experiment finished once no run is pending or in flight."""
     open_runs = Run.objects.filter(experiment_id=experiment_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING])
     if not open_runs.exists():
         Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.RUNNING).update(
@@ -288,7 +291,7 @@ def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
     """Claim and execute runs until none are left or the time budget is spent; returns how many ran."""
     gateway.prepared_litellm()  # before the first claim: a lease must not run out during LiteLLM's import
     deadline = timezone.now() + timedelta(seconds=time_budget_s)
-    done = 0
+    done, versions = 0, {}
     while timezone.now() < deadline:
         run = run_claim(experiment_id=experiment_id)
         if run is None:
@@ -298,11 +301,12 @@ def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
                 experiment_id=experiment_id, status=RunStatus.RUNNING, lease_until__gt=timezone.now()
             ).aggregate(until=Min("lease_until"))
             if held["until"] is None:
+                experiment_finish_if_done(experiment_id=experiment_id)
                 break
             time.sleep(min(2.0, max(0.1, (held["until"] - timezone.now()).total_seconds())))
             continue
         try:
-            run_execute(run=run)
+            run_execute(run=run, versions=versions)
         except Exception as exc:  # a bug must not strand the run as running until its lease ends
             logger.exception("experiments.run_crashed", run_id=run.pk)
             _finish(run, RunStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", error_kind="internal")

@@ -220,7 +220,7 @@ def test_an_unexpected_error_fails_the_run_instead_of_stranding_it(setup, monkey
     owner, *_ = setup
     experiment = make(setup)
     services.experiment_start(experiment=experiment, actor=owner.user)
-    monkeypatch.setattr(services, "run_execute", lambda run: 1 / 0)
+    monkeypatch.setattr(services, "run_execute", lambda run, versions: 1 / 0)
 
     services.experiment_drain(experiment_id=experiment.pk)
 

@@ -1,9 +1,10 @@
 """The runner with real Celery worker processes, the broker and the fake OpenAI server."""
 
 import os
-from collections import Counter
 import signal
 import time
+from collections import Counter
+from decimal import Decimal
 
 import pytest
 
@@ -18,7 +19,7 @@ from tests.fake_openai import Scripted
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def experiment_of(endpoint, items: int, concurrency: int = 8) -> Experiment:
+def experiment_of(endpoint, items: int, concurrency: int = 8, params: dict | None = None, **create) -> Experiment:
     owner = MembershipFactory(role=Role.OWNER)
     prompt = prompt_services.prompt_create(
         project=owner.project, actor=owner.user, name="answer", message="v1", template="Q: {{ q }}", endpoint=endpoint
@@ -26,8 +27,9 @@ def experiment_of(endpoint, items: int, concurrency: int = 8) -> Experiment:
     dataset = DatasetFactory(project=owner.project)
     DatasetItem.objects.bulk_create([DatasetItem(dataset=dataset, row=n, vars={"q": f"question {n}"}) for n in range(1, items + 1)])
     experiment = services.experiment_create(
-        project=owner.project, actor=owner.user, name="load", dataset=dataset, concurrency=concurrency,
-        variants=[{"name": "a", "prompt": prompt, "version": 1}, {"name": "b", "prompt": prompt, "version": 1, "params": {"temperature": 0.5}}],
+        project=owner.project, actor=owner.user, name="load", dataset=dataset, concurrency=concurrency, **create,
+        variants=[{"name": "a", "prompt": prompt, "version": 1, "params": params or {}},
+                  {"name": "b", "prompt": prompt, "version": 1, "params": {**(params or {}), "temperature": 0.5}}],
     )  # fmt: skip
     services.experiment_start(experiment=experiment, actor=owner.user)
     return experiment
@@ -97,3 +99,43 @@ def test_a_killed_worker_loses_nothing(endpoint, llm_server):
         key = str(run.messages) + str(run.variant.params.get("temperature"))
         assert calls[key] == 1 or (run.claims > 1 and calls[key] <= run.claims), (run.pk, run.claims, calls[key])
     assert Run.objects.filter(experiment=experiment, claims__gt=1).count() <= 4
+
+
+def test_the_budget_cap_stops_spending_across_worker_threads(endpoint, llm_server):
+    # Each call is estimated at about 1.3e-5 USD (max_tokens 20) and costs about 4.5e-6: about
+    # twenty of the sixty runs fit in 1e-4 USD, whatever the eight threads do at once.
+    budget = Decimal("0.0001")
+    llm_server.latency = 0.05
+    worker = start_worker(concurrency=8, name="budget")
+    try:
+        experiment = experiment_of(endpoint, items=30, params={"max_tokens": 20}, budget_usd=budget)
+        wait_finished(experiment, timeout=90)
+    finally:
+        stop(worker)
+
+    experiment.refresh_from_db()
+    counts = services.experiment_counts(experiment)
+    assert counts["done"] > 0 and counts["skipped"] > 0 and counts["done"] + counts["skipped"] == 60
+    assert counts["spent_usd"] == experiment.spent_usd <= budget
+    assert experiment.reserved_usd == 0
+    assert len([r for r in llm_server.requests if r["path"].endswith("completions")]) == counts["done"]
+    assert set(Run.objects.filter(experiment=experiment, status=RunStatus.SKIPPED).values_list("error_kind", flat=True)) == {"budget"}
+
+
+def test_the_same_task_delivered_twice_makes_each_call_once(endpoint, llm_server):
+    from experiments.tasks import experiment_drain
+
+    llm_server.latency = 0.05
+    worker = start_worker(concurrency=4, name="twice")
+    try:
+        experiment = experiment_of(endpoint, items=10, concurrency=1)  # enqueues one drain
+        for _ in range(2):  # and the broker hands the same message over twice more
+            experiment_drain.apply_async(args=[experiment.pk], task_id=f"drain-{experiment.pk}")
+        wait_finished(experiment, timeout=60)
+    finally:
+        stop(worker)
+
+    counts, bodies = assert_each_run_done_once(experiment, llm_server)
+    assert counts["total"] == 20
+    assert len(bodies) == 20 and len(set(bodies)) == 20
+    assert set(Run.objects.filter(experiment=experiment).values_list("claims", flat=True)) == {1}
