@@ -5,7 +5,8 @@ from django.utils.html import format_html
 
 from experiments import services
 from experiments.models import Dataset, Experiment, ExperimentStatus, Variant
-from prompts.admin.scoping import ProjectScoped
+from prompts.admin.scoping import ProjectScoped, ScopedChoices
+from prompts.models import ModelEndpoint
 from promptlab.errors import DomainError
 
 
@@ -15,10 +16,24 @@ class DatasetAdmin(ProjectScoped):
     search_fields = ["name"]
 
 
-class VariantInline(admin.TabularInline):
+VARIANT_FIELDS = ["name", "prompt", "label", "version", "endpoint", "params"]
+
+
+class VariantInline(ScopedChoices, admin.TabularInline):
     model = Variant
-    fields = ["name", "prompt", "label", "version", "endpoint", "params"]
+    fields = VARIANT_FIELDS
     extra = 2
+    min_num, validate_min = 1, True
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "endpoint":
+            kwargs["queryset"] = ModelEndpoint.objects.filter(enabled=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None or obj.status == ExperimentStatus.DRAFT
+
+    has_add_permission = has_delete_permission = has_change_permission
 
 
 @admin.register(Experiment)
@@ -37,9 +52,25 @@ class ExperimentAdmin(ProjectScoped):
         return self.fields if obj is not None and obj.status != ExperimentStatus.DRAFT else []
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        """Saved with its variants in save_related, through the services."""
+
+    def save_related(self, request, form, formsets, change):
+        if change and form.instance.status != ExperimentStatus.DRAFT:
+            return  # nothing of a started experiment is editable
+        variants = [
+            {field: variant.cleaned_data.get(field) for field in VARIANT_FIELDS}
+            for formset in formsets for variant in formset.forms
+            if variant.cleaned_data and not variant.cleaned_data.get("DELETE")
+        ]  # fmt: skip
+        fields = {field: form.cleaned_data[field] for field in services.DRAFT_FIELDS}
+        if change:
+            saved = services.experiment_update(experiment=form.instance, actor=request.user, variants=variants, **fields)
+        else:
+            saved = services.experiment_create(project=form.cleaned_data["project"], actor=request.user, variants=variants, **fields)
+        form.instance.pk, form.instance._state.adding = saved.pk, False
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        return "Saved the draft and its variants." if add or form.instance.status == ExperimentStatus.DRAFT else ""
 
     def _each(self, request, queryset, action, done: str):
         for experiment in queryset:

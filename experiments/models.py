@@ -1,7 +1,11 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from prompts.models import ModelEndpoint, Project, Prompt
+from prompts.params import validate_params
+from promptlab.errors import Invalid
 
 
 class Dataset(models.Model):
@@ -48,9 +52,13 @@ class Experiment(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="experiments")
     name = models.CharField(max_length=200)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="experiments")
-    repeats = models.PositiveSmallIntegerField(default=1)
-    concurrency = models.PositiveSmallIntegerField(default=8, help_text="Runs in flight at once for this experiment.")
-    budget_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    repeats = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(100)])
+    concurrency = models.PositiveSmallIntegerField(
+        default=8, validators=[MinValueValidator(1), MaxValueValidator(256)], help_text="Runs in flight at once for this experiment."
+    )
+    budget_usd = models.DecimalField(
+        max_digits=14, decimal_places=8, null=True, blank=True, help_text="Hard limit in USD; no call starts beyond it."
+    )
     spent_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     status = models.CharField(max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT)
@@ -64,6 +72,12 @@ class Experiment(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        if self.dataset_id and self.project_id and self.dataset.project_id != self.project_id:
+            raise ValidationError({"dataset": "The dataset belongs to another project."})
+        if self.budget_usd is not None and self.budget_usd <= 0:
+            raise ValidationError({"budget_usd": "A budget must be more than 0 USD."})
 
 
 class Variant(models.Model):
@@ -83,6 +97,14 @@ class Variant(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        if self.prompt_id and self.experiment.project_id and self.prompt.project_id != self.experiment.project_id:
+            raise ValidationError({"prompt": f"The prompt {self.prompt.name!r} belongs to another project."})
+        try:
+            validate_params(self.params)
+        except Invalid as exc:
+            raise ValidationError({"params": exc.message}) from None
 
 
 class RunStatus(models.TextChoices):
@@ -125,3 +147,49 @@ class Run(models.Model):
 
     def __str__(self):
         return f"run {self.pk} ({self.status})"
+
+
+class PlaygroundCallStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class PlaygroundCall(models.Model):
+    """One playground call: a prompt version rendered with sample variables, sent to one
+    endpoint by a worker. The calls of one submit share a `batch` and show side by side."""
+
+    batch = models.UUIDField(db_index=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="playground_calls")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="playground_calls")
+    version = models.PositiveIntegerField()
+    # Scratch work: deleting an endpoint takes its playground calls with it.
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.CASCADE, related_name="playground_calls")
+    vars = models.JSONField(default=dict, blank=True, help_text="The variables as entered.")
+    messages = models.JSONField(default=list, blank=True, help_text="The rendered messages sent.")
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=PlaygroundCallStatus.choices, default=PlaygroundCallStatus.PENDING)
+    output = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cached = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    error_kind = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "id"]
+
+    def __str__(self):
+        return f"playground call {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (PlaygroundCallStatus.DONE, PlaygroundCallStatus.FAILED)

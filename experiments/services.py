@@ -20,9 +20,8 @@ from prompts.access import Action, authorize
 from prompts.limits import CircuitOpen, LimitExceeded
 from prompts.llm_errors import GatewayError
 from prompts.models import ModelEndpoint
-from prompts.params import validate_params
 from prompts.rendering import render_version
-from promptlab.errors import DomainError, Invalid
+from promptlab.errors import DomainError, Invalid, validated
 
 logger = structlog.get_logger(__name__)
 
@@ -34,29 +33,40 @@ def experiment_create(*, project, actor, name: str, dataset: Dataset, variants: 
                       budget_usd: Decimal | None = None, concurrency: int = 8) -> Experiment:  # fmt: skip
     """A draft experiment. Each variant: {"name", "prompt", "label" or "version", "endpoint"?, "params"?}."""
     authorize(actor, project, Action.EDIT)
-    if dataset.project_id != project.pk:
-        raise Invalid("The dataset belongs to another project.")
-    if not 1 <= repeats <= 100:
-        raise Invalid("Repeats must be between 1 and 100.", details={"repeats": repeats})
-    if not 1 <= concurrency <= 256:
-        raise Invalid("Concurrency must be between 1 and 256.", details={"concurrency": concurrency})
-    if budget_usd is not None and budget_usd <= 0:
-        raise Invalid("A budget must be more than 0 USD.", details={"budget_usd": str(budget_usd)})
+    experiment = Experiment(project=project, created_by=actor)
+    return _draft_save(experiment, name=name, dataset=dataset, variants=variants, repeats=repeats,
+                       budget_usd=budget_usd, concurrency=concurrency)  # fmt: skip
+
+
+@transaction.atomic
+def experiment_update(*, experiment: Experiment, actor, variants: list[dict], **fields) -> Experiment:
+    """Change a draft: its settings and, replacing the old ones, its variants."""
+    authorize(actor, experiment.project, Action.EDIT)
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if experiment.status != ExperimentStatus.DRAFT:
+        raise Invalid(f"The experiment is {experiment.status}; only a draft can be changed.")
+    if unknown := set(fields) - DRAFT_FIELDS:
+        raise Invalid(f"Unknown experiment fields: {', '.join(sorted(unknown))}.")
+    experiment.variants.all().delete()
+    return _draft_save(experiment, variants=variants, **fields)
+
+
+DRAFT_FIELDS = {"name", "dataset", "repeats", "budget_usd", "concurrency"}
+
+
+def _draft_save(experiment: Experiment, *, variants: list[dict], **fields) -> Experiment:
+    for field, value in fields.items():
+        setattr(experiment, field, value)
     if not variants:
         raise Invalid("An experiment needs at least one variant.")
-    experiment = Experiment.objects.create(
-        project=project, name=name, dataset=dataset, repeats=repeats, budget_usd=budget_usd,
-        concurrency=concurrency, created_by=actor,
-    )  # fmt: skip
+    validated(experiment, "experiment").save()
     for spec in variants:
-        prompt = spec["prompt"]
-        if prompt.project_id != project.pk:
-            raise Invalid(f"The prompt {prompt.name!r} belongs to another project.")
-        Variant.objects.create(
-            experiment=experiment, name=spec.get("name") or prompt.name, prompt=prompt,
-            label="" if spec.get("version") else spec.get("label", "production"),
-            version=spec.get("version"), endpoint=spec.get("endpoint"), params=validate_params(spec.get("params")),
+        variant = Variant(
+            experiment=experiment, name=spec.get("name") or spec["prompt"].name, prompt=spec["prompt"],
+            label="" if spec.get("version") else spec.get("label") or "production",
+            version=spec.get("version"), endpoint=spec.get("endpoint"), params=spec.get("params") or {},
         )  # fmt: skip
+        validated(variant, f"variant {variant.name!r}").save()
     return experiment
 
 
@@ -178,20 +188,24 @@ def experiment_forecast(experiment: Experiment) -> Forecast:
 
 def run_claim(*, experiment_id: int) -> Run | None:
     """Claim the next pending run of a running experiment, or one whose lease expired (its
-    worker died), with a compare-and-set: two workers never hold the same run."""
+    worker died), with a compare-and-set: two workers never hold the same run. On PostgreSQL
+    the rows other workers are claiming are skipped (SKIP LOCKED), so many workers claiming
+    at once do not all race for the same row."""
     now = timezone.now()
     claimable = Q(status=RunStatus.PENDING) | Q(status=RunStatus.RUNNING, lease_until__lt=now)
     while True:
-        candidate = (
-            Run.objects.filter(claimable, experiment_id=experiment_id, experiment__status=ExperimentStatus.RUNNING)
-            .select_related("experiment", "variant__prompt", "variant__endpoint", "item").order_by("id").first()
-        )  # fmt: skip
-        if candidate is None:
-            return None
-        lease_until = now + timedelta(seconds=settings.EXPERIMENT_RUN_LEASE_SECONDS)
-        won = Run.objects.filter(id=candidate.id, status=candidate.status, claims=candidate.claims).update(
-            status=RunStatus.RUNNING, lease_until=lease_until, claims=F("claims") + 1
-        )
+        with transaction.atomic():
+            candidate = (
+                Run.objects.filter(claimable, experiment_id=experiment_id, experiment__status=ExperimentStatus.RUNNING)
+                .select_related("experiment", "variant__prompt", "variant__endpoint", "item")
+                .select_for_update(skip_locked=True, of=("self",)).order_by("id").first()
+            )  # fmt: skip
+            if candidate is None:
+                return None
+            lease_until = now + timedelta(seconds=settings.EXPERIMENT_RUN_LEASE_SECONDS)
+            won = Run.objects.filter(id=candidate.id, status=candidate.status, claims=candidate.claims).update(
+                status=RunStatus.RUNNING, lease_until=lease_until, claims=F("claims") + 1
+            )
         if won:
             candidate.status, candidate.lease_until, candidate.claims = RunStatus.RUNNING, lease_until, candidate.claims + 1
             return candidate
@@ -278,13 +292,18 @@ def _release(run: Run) -> None:
         Experiment.objects.filter(pk=run.experiment_id).update(reserved_usd=F("reserved_usd") - run.reserved_usd)
 
 
-def experiment_finish_if_done(*, experiment_id: int) -> None:
-    """Mark a running experiment finished once no run is pending or in flight."""
-    open_runs = Run.objects.filter(experiment_id=experiment_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING])
-    if not open_runs.exists():
-        Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.RUNNING).update(
-            status=ExperimentStatus.FINISHED, finished_at=timezone.now()
-        )
+def experiment_finish_if_done(*, experiment_id: int) -> bool:
+    """Mark a running experiment finished once no run is pending or in flight; True when
+    nothing is left to run (also when the experiment was cancelled)."""
+    open_runs = Run.objects.filter(
+        experiment_id=experiment_id, experiment__status=ExperimentStatus.RUNNING, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
+    )
+    if open_runs.exists():
+        return False
+    Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.RUNNING).update(
+        status=ExperimentStatus.FINISHED, finished_at=timezone.now()
+    )
+    return True
 
 
 def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
@@ -301,8 +320,10 @@ def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
                 experiment_id=experiment_id, status=RunStatus.RUNNING, lease_until__gt=timezone.now()
             ).aggregate(until=Min("lease_until"))
             if held["until"] is None:
-                experiment_finish_if_done(experiment_id=experiment_id)
-                break
+                if experiment_finish_if_done(experiment_id=experiment_id):
+                    break
+                time.sleep(0.05)  # the runs left were being claimed by others at that instant
+                continue
             time.sleep(min(2.0, max(0.1, (held["until"] - timezone.now()).total_seconds())))
             continue
         try:

@@ -4,4 +4,7 @@ from experiments import views
 
 urlpatterns = [
     path("experiments/<int:pk>/", views.experiment_detail, name="experiment_detail"),
+    path("projects/<slug:slug>/playground/", views.playground_page, name="playground"),
+    path("projects/<slug:slug>/playground/runs/<uuid:batch>/", views.playground_results, name="playground_results"),
+    path("projects/<slug:slug>/playground/calls/<int:pk>/save/", views.playground_save, name="playground_save"),
 ]

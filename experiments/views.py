@@ -1,10 +1,24 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
-from django.utils import timezone
-from django.views.decorators.http import require_GET
+import json
+import uuid
 
-from experiments import selectors, services
-from experiments.models import ExperimentStatus
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import push_url, reswap, retarget
+
+from experiments import playground, selectors, services
+from experiments.models import ExperimentStatus, PlaygroundCallStatus
+from prompts import selectors as prompt_selectors
+from prompts.access import Action, role_allows
+from prompts.models import ModelEndpoint
+from prompts.validation import variable_type_errors
+from promptlab.errors import DomainError, Invalid, NotFound
 
 
 @require_GET
@@ -25,3 +39,220 @@ def experiment_detail(request, pk: int):
     }  # fmt: skip
     template = "experiments/partials/experiment-progress.html" if request.htmx else "experiments/experiment_detail.html"
     return render(request, template, context)
+
+
+# --- Playground ------------------------------------------------------------------------------
+
+
+class PlaygroundForm(forms.Form):
+    """The run form: one field per variable of the version, the models, and overrides."""
+
+    endpoints = forms.ModelMultipleChoiceField(
+        queryset=ModelEndpoint.objects.none(), widget=forms.CheckboxSelectMultiple, label="Models",
+        error_messages={"required": "Pick at least one model.", "invalid_choice": "%(value)s is not an enabled model."},
+    )  # fmt: skip
+    temperature = forms.FloatField(required=False, min_value=0, max_value=2, widget=forms.NumberInput(attrs={"step": "0.1"}))
+    max_tokens = forms.IntegerField(required=False, min_value=1, label="Max tokens")
+
+    def __init__(self, *args, variables: list, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["endpoints"].queryset = playground.playground_endpoints()
+        self.variables = variables
+        for variable in variables:
+            self.fields[f"var_{variable.name}"] = _variable_field(variable)
+
+    def variable_fields(self):
+        return [self[f"var_{variable.name}"] for variable in self.variables]
+
+    def values(self) -> dict:
+        """The variables that were filled in; a blank one is left out, so its default applies."""
+        return {
+            variable.name: self.cleaned_data[f"var_{variable.name}"]
+            for variable in self.variables
+            if self.cleaned_data.get(f"var_{variable.name}") is not None
+        }
+
+    def params(self) -> dict:
+        return {name: self.cleaned_data[name] for name in ("temperature", "max_tokens") if self.cleaned_data[name] is not None}
+
+
+class VariableField(forms.CharField):
+    """A variable's value: text as typed for strings, a JSON value (42, 3.5, true, [...]) otherwise."""
+
+    def __init__(self, *, variable, **kwargs):
+        super().__init__(strip=variable.type != "string", **kwargs)
+        self.variable = variable
+
+    def prepare_value(self, value):
+        return value if isinstance(value, str) or value is None else json.dumps(value, ensure_ascii=False)
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if text in self.empty_values:
+            return None
+        if self.variable.type == "string":
+            return text
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise forms.ValidationError(f"Enter {VARIABLE_TYPE_WORDS[self.variable.type]}.") from None
+        if variable_type_errors([{"name": self.variable.name, "type": self.variable.type}], {self.variable.name: parsed}):
+            raise forms.ValidationError(f"Enter {VARIABLE_TYPE_WORDS[self.variable.type]}.")
+        return parsed
+
+
+VARIABLE_TYPE_WORDS = {
+    "number": "a number", "integer": "a whole number", "boolean": "true or false",
+    "list": 'a JSON list, e.g. ["a", "b"]', "object": 'a JSON object, e.g. {"key": "value"}',
+}  # fmt: skip
+
+
+def _variable_field(variable) -> VariableField:
+    if variable.type == "boolean":
+        widget = forms.Select(choices=[("", "—"), ("true", "true"), ("false", "false")])
+    elif variable.type in ("number", "integer"):
+        widget = forms.NumberInput(attrs={"step": "1" if variable.type == "integer" else "any"})
+    else:
+        widget = forms.Textarea(attrs={"rows": 2 if variable.type == "string" else 3})
+    if variable.default is not None:
+        widget.attrs["placeholder"] = f"default: {variable.default}"
+    help_text = " ".join(filter(None, [variable.description, "" if variable.declared else "Used by the template but not declared."]))
+    return VariableField(variable=variable, required=variable.required, label=variable.name, help_text=help_text, widget=widget)
+
+
+def _playground_project(request, slug: str):
+    """The project by slug if the user is a member (annotated with their `role`), else 404."""
+    return get_object_or_404(prompt_selectors.project_list_for(user=request.user), slug=slug)
+
+
+def _playground_context(project, *, prompt_id=None, version=None, batch=None, data=None) -> dict:
+    """What the page and its fragments show: the picked prompt and version, the run form
+    (bound to `data`, or filled in from `batch`), and the batch's results."""
+    prompts = list(prompt_selectors.prompt_list(project=project))
+    calls = playground.playground_calls(project=project, batch=batch) if batch else []
+    if batch and not calls:
+        raise Http404("No such playground run in this project.")
+    if calls and prompt_id is None:
+        prompt_id, version = calls[0].prompt_id, calls[0].version
+    context = {
+        "project": project, "prompts": prompts, "can_run": role_allows(project.role, Action.EDIT),
+        "max_endpoints": playground.MAX_ENDPOINTS, **_results_context(project, batch, calls),
+    }  # fmt: skip
+    if not prompts:
+        return context
+    try:
+        prompt = next(p for p in prompts if p.pk == int(prompt_id)) if prompt_id else prompts[0]
+        record = playground.playground_version(prompt=prompt, version=int(version) if version else None)
+    except (StopIteration, ValueError, NotFound):
+        record = None
+    if record is None:
+        raise Http404("No such prompt version in this project.")
+    variables = playground.playground_variables(record)
+    if data is not None:
+        form = PlaygroundForm(data, variables=variables)
+    else:
+        initial = {"endpoints": [call.endpoint_id for call in calls] or [record.endpoint_id]}
+        if calls:
+            initial.update({f"var_{name}": value for name, value in calls[0].vars.items()})
+            initial.update({name: calls[0].params.get(name) for name in ("temperature", "max_tokens")})
+        form = PlaygroundForm(initial=initial, variables=variables)
+    versions = playground.playground_versions(prompt=prompt)
+    return {**context, "prompt": prompt, "record": record, "versions": versions, "form": form}
+
+
+def _results_context(project, batch, calls) -> dict:
+    polling = any(not call.finished and not call.stale for call in calls)
+    saveable = any(call.status == PlaygroundCallStatus.DONE for call in calls)
+    datasets = list(playground.playground_datasets(project=project)) if saveable else []
+    return {"batch": batch, "calls": calls, "polling": polling, "datasets": datasets,
+            "deadline_minutes": round(playground.CALL_DEADLINE.total_seconds() / 60)}  # fmt: skip
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def playground_page(request, slug: str):
+    """The playground. GET: the page, or for htmx the form of another prompt or version.
+    POST: run the form; for htmx the results fragment, which polls until every call is in."""
+    project = _playground_project(request, slug)
+    if request.method == "GET":
+        context = _playground_context(
+            project, prompt_id=request.GET.get("prompt"), version=request.GET.get("version"),
+            batch=_uuid_or_404(request.GET.get("batch")),
+        )  # fmt: skip
+        template = "experiments/partials/playground-form.html" if request.htmx else "experiments/playground.html"
+        return render(request, template, context)
+
+    if not role_allows(project.role, Action.EDIT):
+        raise PermissionDenied("Viewers cannot run the playground.")
+    context = _playground_context(project, prompt_id=request.POST.get("prompt"), version=request.POST.get("version"), data=request.POST)
+    form = context.get("form")
+    if form is None:
+        raise Http404("This project has no prompts.")
+    if form.is_valid():
+        try:
+            batch = playground.playground_run(
+                prompt=context["prompt"], actor=request.user, version=context["record"].version,
+                variables=form.values(), endpoints=list(form.cleaned_data["endpoints"]), params=form.params(),
+            )  # fmt: skip
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            url = f"{reverse('playground', args=[project.slug])}?batch={batch}"
+            if not request.htmx:
+                return redirect(url)
+            results = _results_context(project, batch, playground.playground_calls(project=project, batch=batch))
+            response = render(request, "experiments/partials/playground-results.html", {**context, **results})
+            return push_url(response, url)
+    if request.htmx:  # the form goes back in place of itself, with the errors
+        response = render(request, "experiments/partials/playground-form.html", context)
+        return reswap(retarget(response, "#playground-form"), "outerHTML")
+    return render(request, "experiments/playground.html", context)
+
+
+def _uuid_or_404(value):
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Http404("No such playground run.") from None
+
+
+@require_GET
+@login_required
+def playground_results(request, slug: str, batch: uuid.UUID):
+    """One batch's results: for htmx the fragment that polls, else the playground showing it."""
+    project = _playground_project(request, slug)
+    if not request.htmx:
+        return redirect(f"{reverse('playground', args=[project.slug])}?batch={batch}")
+    calls = playground.playground_calls(project=project, batch=batch)
+    if not calls:
+        raise Http404("No such playground run in this project.")
+    context = {"project": project, "can_run": role_allows(project.role, Action.EDIT), **_results_context(project, batch, calls)}
+    return render(request, "experiments/partials/playground-results.html", context)
+
+
+@require_POST
+@login_required
+def playground_save(request, slug: str, pk: int):
+    """Save one call's variables and answer as the next item of a dataset of the project."""
+    project = _playground_project(request, slug)
+    if not role_allows(project.role, Action.EDIT):
+        raise PermissionDenied("Viewers cannot save dataset items.")
+    call = playground.playground_call_get(project=project, pk=pk)
+    dataset_id = request.POST.get("dataset", "")
+    dataset = playground.playground_datasets(project=project).filter(pk=dataset_id).first() if dataset_id.isdigit() else None
+    context = {"project": project, "call": call, "datasets": playground.playground_datasets(project=project)}
+    try:
+        if dataset is None:
+            raise Invalid("Pick a dataset of this project.")
+        context["saved"] = playground.playground_save_item(call=call, actor=request.user, dataset=dataset)
+    except DomainError as exc:
+        context["save_error"] = exc.message
+    if request.htmx:
+        return render(request, "experiments/partials/playground-save.html", context)
+    if "saved" in context:
+        messages.success(request, f"Saved as row {context['saved'].row} of the dataset {dataset.name}.")
+    else:
+        messages.error(request, context["save_error"])
+    return redirect(f"{reverse('playground', args=[project.slug])}?batch={call.batch}")

@@ -25,3 +25,16 @@ class Forbidden(DomainError):
 
 class Unavailable(DomainError):
     code = "unavailable"
+
+
+def validated(instance, what: str, **full_clean):
+    """The model instance after its full_clean(), or Invalid naming every field's problem."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        instance.full_clean(**full_clean)
+    except ValidationError as exc:
+        problems = {field: " ".join(messages) for field, messages in exc.message_dict.items()}
+        summary = "; ".join(message if field == "__all__" else f"{field}: {message}" for field, message in problems.items())
+        raise Invalid(f"Invalid {what}: {summary}", details=problems) from None
+    return instance

@@ -149,7 +149,9 @@ CELERY_TASK_TIME_LIMIT = env("CELERY_TASK_TIME_LIMIT", 330, cast=int)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # "llm" keeps slow model calls from starving quick bookkeeping tasks on "default".
 CELERY_TASK_QUEUES = [Queue("default"), Queue("llm")]
-CELERY_TASK_ROUTES = {"experiments.drain": {"queue": "llm"}}
+CELERY_TASK_ROUTES = {"experiments.drain": {"queue": "llm"}, "experiments.playground_call": {"queue": "llm"}}
+# Judges and embedding evaluators call models.
+CELERY_TASK_ROUTES |= {"evaluations.score_run": {"queue": "llm"}, "evaluations.score_runs": {"queue": "llm"}}
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, never in the broker
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

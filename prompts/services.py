@@ -13,7 +13,7 @@ from prompts import selectors
 from prompts.access import Action, authorize
 from prompts.models import Label, LabelMove, Membership, ModelEndpoint, Project, Prompt, Role
 from prompts.validation import validate_prompt
-from promptlab.errors import Forbidden, Invalid
+from promptlab.errors import Forbidden, Invalid, validated
 
 logger = structlog.get_logger(__name__)
 
@@ -166,13 +166,7 @@ def endpoint_save(*, name: str, actor=None, **fields) -> tuple[ModelEndpoint, bo
         endpoint = ModelEndpoint(name=name, display_name=fields.get("display_name") or name)
     for field, value in fields.items():
         setattr(endpoint, field, value)
-    try:
-        endpoint.full_clean()
-    except ValidationError as exc:
-        problems = {field: " ".join(messages) for field, messages in exc.message_dict.items()}
-        summary = "; ".join(f"{field}: {message}" for field, message in problems.items())
-        raise Invalid(f"Invalid model endpoint {name!r}: {summary}", details=problems) from None
-    endpoint.save()
+    validated(endpoint, f"model endpoint {name!r}").save()
     logger.info("prompts.endpoint_saved", endpoint=name, created=created)
     return endpoint, created
 

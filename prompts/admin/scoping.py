@@ -4,21 +4,29 @@ from django.contrib import admin
 
 from prompts import selectors
 from prompts.access import Action, can
+from prompts.models import Project
 
 
-class ProjectScoped(admin.ModelAdmin):
+class ScopedChoices:
+    """Foreign-key choices limited to the projects the user may edit: the project itself, or
+    anything that belongs to one (a dataset, a prompt), so no other project's names show."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.related_model
+        if related is Project or any(field.name == "project" for field in related._meta.fields):
+            editable = [p.pk for p in selectors.project_list_for(user=request.user) if can(request.user, p, Action.EDIT)]
+            lookup = "pk__in" if related is Project else "project__in"
+            kwargs["queryset"] = related._default_manager.filter(**{lookup: editable})
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ProjectScoped(ScopedChoices, admin.ModelAdmin):
     """Only the user's projects; viewers read, editors write."""
 
     list_filter = [("project", admin.RelatedOnlyFieldListFilter)]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(project__in=selectors.project_list_for(user=request.user).values("pk"))
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "project":
-            editable = [p.pk for p in selectors.project_list_for(user=request.user) if can(request.user, p, Action.EDIT)]
-            kwargs["queryset"] = db_field.related_model.objects.filter(pk__in=editable)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_staff

@@ -22,5 +22,6 @@ def test_named_queues():
 
 
 def test_tasks_can_enqueue_on_commit():
-    task = app.tasks["promptlab.worker_ping_answer"]
-    assert hasattr(task, "delay_on_commit")
+    from promptlab.tasks import worker_ping_answer  # imported, not looked up: the registry fills lazily
+
+    assert hasattr(app.tasks[worker_ping_answer.name], "delay_on_commit")

@@ -3,6 +3,7 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from experiments import services
 from experiments.models import Experiment, ExperimentStatus
@@ -34,8 +35,9 @@ class Command(BaseCommand):
                 services.experiment_start(experiment=experiment, actor=None)
         except DomainError as exc:
             raise CommandError(exc.message) from None
-        if inline:
-            threading.Thread(target=services.experiment_drain, kwargs={"experiment_id": experiment.pk}, daemon=True).start()
+        drain = threading.Thread(target=_drain, args=[experiment.pk], daemon=True) if inline else None
+        if drain:
+            drain.start()
         deadline = time.monotonic() + timeout if timeout else None
         while True:
             experiment.refresh_from_db()
@@ -55,6 +57,15 @@ class Command(BaseCommand):
                 raise CommandError("Timed out waiting: is a worker running (celery -A promptlab worker)?")
             time.sleep(0.5)
         self.stdout.write("")
+        if drain:
+            drain.join(timeout=30)
         if counts["failed"]:
             self.stderr.write(f"{counts['failed']} run(s) failed; `retry errors` runs only those again.")
             sys.exit(1)
+
+
+def _drain(experiment_id: int) -> None:
+    try:
+        services.experiment_drain(experiment_id=experiment_id)
+    finally:
+        connection.close()  # the thread's own connection; nothing else would close it

@@ -1,0 +1,201 @@
+"""The playground: render a prompt version with sample variables and call up to four models
+side by side, then keep any answer as a dataset item.
+
+The web process only renders and records: every call is made by a worker
+(`experiments.playground_call`) through the gateway. A call still open long after it was
+made is shown as stale, so a page never waits forever for a worker that died or never ran.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from django.db import transaction
+from django.db.models import BooleanField, ExpressionWrapper, Max, Q, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from experiments.models import Dataset, DatasetItem, PlaygroundCall, PlaygroundCallStatus
+from prompts import catalog, gateway, selectors
+from prompts.access import Action, authorize
+from prompts.llm_errors import GatewayError
+from prompts.models import ModelEndpoint, Project, Prompt
+from prompts.params import validate_params
+from prompts.rendering import render_version
+from promptlab.errors import DomainError, Invalid
+
+logger = structlog.get_logger(__name__)
+
+MAX_ENDPOINTS = 4
+# Past the hard time limit of the task (tasks.playground_call) plus some queueing, an open
+# call will get no answer: its worker died, or none is running.
+CALL_DEADLINE = timedelta(seconds=360)
+OPEN = (PlaygroundCallStatus.PENDING, PlaygroundCallStatus.RUNNING)
+
+
+# --- Writes --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def playground_run(*, prompt: Prompt, actor, version: int | None, variables: dict, endpoints: list[ModelEndpoint],
+                   params: dict | None = None) -> uuid.UUID:  # fmt: skip
+    """Render the version (None: the latest) with the variables and enqueue one call per
+    endpoint; returns the batch that groups them. Nothing is created when it cannot run."""
+    authorize(actor, prompt.project, Action.EDIT)
+    if not isinstance(variables, dict):
+        raise Invalid("The variables must be an object of names to values.", details={"variables": type(variables).__name__})
+    if not 1 <= len(endpoints) <= MAX_ENDPOINTS:
+        raise Invalid(f"Pick between 1 and {MAX_ENDPOINTS} models.", details={"endpoints": len(endpoints)})
+    if len({endpoint.pk for endpoint in endpoints}) < len(endpoints):
+        raise Invalid("Pick each model only once.")
+    for endpoint in endpoints:
+        catalog.endpoint_credentials(endpoint)  # disabled, a refused api_base or a missing key: say so now
+    record = selectors.prompt_version(prompt=prompt, version=version)
+    rendered = render_version(record, variables)
+    messages = rendered.messages or [{"role": "user", "content": rendered.text}]
+    params = validate_params({**(record.params or {}), **(params or {})})
+    batch = uuid.uuid4()
+    calls = PlaygroundCall.objects.bulk_create(
+        PlaygroundCall(batch=batch, project_id=prompt.project_id, user=actor, prompt=prompt, version=record.version,
+                       endpoint=endpoint, vars=variables, messages=messages, params=params)
+        for endpoint in endpoints
+    )  # fmt: skip
+    from experiments.tasks import playground_call
+
+    for call in calls:
+        playground_call.delay_on_commit(call.pk)
+    logger.info("experiments.playground_run", batch=str(batch), prompt_id=prompt.pk, version=record.version, calls=len(calls))
+    return batch
+
+
+def playground_call_execute(*, call_id: int) -> PlaygroundCall | None:
+    """Claim a pending call with a compare-and-set (a duplicate delivery finds it taken and
+    calls nothing), call the model through the gateway, and record the answer or the error."""
+    claimed = PlaygroundCall.objects.filter(pk=call_id, status=PlaygroundCallStatus.PENDING).update(
+        status=PlaygroundCallStatus.RUNNING
+    )
+    if not claimed:
+        logger.info("experiments.playground_call_taken", call_id=call_id)
+        return None
+    call = PlaygroundCall.objects.select_related("endpoint").get(pk=call_id)
+    try:
+        result = gateway.complete(endpoint=call.endpoint, messages=call.messages, params=call.params)
+    except GatewayError as exc:  # the gateway has retried what could clear up, and waited on busy endpoints
+        details = exc.details
+        billed = {field: details[field] for field in ("prompt_tokens", "completion_tokens", "output") if field in details}
+        return _finish(call, PlaygroundCallStatus.FAILED, error=exc.message, error_kind=exc.kind,
+                       attempts=details.get("attempts", 1), cost_usd=details.get("cost"), **billed)  # fmt: skip
+    except DomainError as exc:  # the endpoint was disabled or lost its key since the run was asked for
+        return _finish(call, PlaygroundCallStatus.FAILED, error=exc.message, error_kind=exc.code)
+    except Exception as exc:  # a bug must not leave the page waiting on a call that will never finish
+        logger.exception("experiments.playground_call_crashed", call_id=call_id)
+        return _finish(call, PlaygroundCallStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", error_kind="internal")
+    return _finish(
+        call, PlaygroundCallStatus.DONE, output=result.text, finish_reason=result.finish_reason,
+        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens, cost_usd=result.cost,
+        latency_ms=result.latency_ms, attempts=result.attempts, cached=result.cached,
+    )  # fmt: skip
+
+
+def _finish(call: PlaygroundCall, status: str, **fields) -> PlaygroundCall:
+    fields.update(status=status, finished_at=timezone.now())
+    PlaygroundCall.objects.filter(pk=call.pk, status=PlaygroundCallStatus.RUNNING).update(**fields)
+    for name, value in fields.items():
+        setattr(call, name, value)
+    logger.info("experiments.playground_call_finished", call_id=call.pk, status=status, error_kind=fields.get("error_kind", ""))
+    return call
+
+
+@transaction.atomic
+def playground_save_item(*, call: PlaygroundCall, actor, dataset: Dataset) -> DatasetItem:
+    """Append the call's variables and answer to the dataset as its next row, noting where it came from."""
+    authorize(actor, dataset.project, Action.EDIT)
+    if dataset.project_id != call.project_id:
+        raise Invalid("The dataset belongs to another project.", details={"dataset": dataset.name})
+    if call.status != PlaygroundCallStatus.DONE:
+        raise Invalid("Only a call that answered can be saved as a dataset item.", details={"status": call.status})
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)  # rows are numbered one writer at a time, as imports do
+    row = (DatasetItem.objects.filter(dataset=dataset).aggregate(last=Max("row"))["last"] or 0) + 1
+    metadata = {
+        "source": "playground", "prompt": call.prompt.name, "version": call.version, "endpoint": call.endpoint.name,
+        "playground_call": call.pk,
+    }  # fmt: skip
+    item = DatasetItem.objects.create(dataset=dataset, row=row, vars=call.vars, expected=call.output, metadata=metadata)
+    logger.info("experiments.playground_item_saved", call_id=call.pk, dataset_id=dataset.pk, row=row)
+    return item
+
+
+# --- Reads ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One field of the playground form."""
+
+    name: str
+    type: str = "string"
+    required: bool = True
+    default: object = None
+    description: str = ""
+    declared: bool = True
+
+
+def playground_variables(record) -> list[Variable]:
+    """The version's declared variables in their order, then the ones its templates use
+    without declaring them (a chat placeholder takes a list of messages)."""
+    declared = [
+        Variable(name=spec["name"], type=spec.get("type", "string"), default=spec.get("default"),
+                 required=spec.get("required") is not False and spec.get("default") is None,
+                 description=spec.get("description") or "")
+        for spec in record.variables or []
+    ]  # fmt: skip
+    names = {variable.name for variable in declared}
+    placeholders = set(record.placeholders())
+    undeclared = [
+        Variable(name=name, type="list" if name in placeholders else "string", declared=False)
+        for name in sorted(set(record.used_variables) - names)
+    ]
+    return declared + undeclared
+
+
+def playground_version(*, prompt: Prompt, version: int | None):
+    """The version asked for (NotFound if it does not exist), else the production version when
+    there is one, else the latest (None for a prompt without versions)."""
+    if version is not None:
+        return selectors.prompt_version(prompt=prompt, version=version)
+    return selectors.version_for_include(project_id=prompt.project_id, name=prompt.name, pin=None)
+
+
+def playground_versions(*, prompt: Prompt) -> list[dict]:
+    """Every version, newest first: number, change message and the labels on it (prompt.labels prefetched)."""
+    labels = {}
+    for label in prompt.labels.all():
+        labels.setdefault(label.version, []).append(label.name)
+    versions = prompt.history.order_by("-version").values_list("version", "history_change_reason")
+    return [{"version": number, "message": message or "", "labels": labels.get(number, [])} for number, message in versions]
+
+
+def playground_endpoints() -> QuerySet[ModelEndpoint]:
+    return ModelEndpoint.objects.filter(enabled=True).order_by("display_name", "pk")
+
+
+def playground_datasets(*, project: Project) -> QuerySet[Dataset]:
+    return Dataset.objects.filter(project=project).order_by("name")
+
+
+def playground_calls(*, project: Project, batch: uuid.UUID) -> list[PlaygroundCall]:
+    """The calls of one batch in the order asked for, each with `stale` (open past the deadline)."""
+    stale = Q(status__in=OPEN, created_at__lt=timezone.now() - CALL_DEADLINE)
+    calls = (
+        PlaygroundCall.objects.filter(project=project, batch=batch)
+        .select_related("endpoint", "prompt")
+        .annotate(stale=ExpressionWrapper(stale, output_field=BooleanField()))
+        .order_by("id")
+    )
+    return list(calls)
+
+
+def playground_call_get(*, project: Project, pk: int) -> PlaygroundCall:
+    """The call if it belongs to the project, else 404."""
+    return get_object_or_404(PlaygroundCall.objects.select_related("endpoint", "prompt"), pk=pk, project=project)
