@@ -48,3 +48,61 @@ class DatasetFactory(factory.django.DjangoModelFactory):
 
     project = factory.SubFactory(ProjectFactory)
     name = factory.Sequence(lambda n: f"dataset-{n}")
+
+
+class PromptFactory(factory.django.DjangoModelFactory):
+    """A prompt saved as version 1 without the service (its history holds that version)."""
+
+    class Meta:
+        model = "prompts.Prompt"
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"prompt-{n}")
+    template = "Q: {{ q }}"
+    used_variables = ["q"]
+    endpoint = factory.SubFactory(ModelEndpointFactory)
+    version = 1
+
+
+class DatasetItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "experiments.DatasetItem"
+
+    dataset = factory.SubFactory(DatasetFactory)
+    row = factory.Sequence(lambda n: n + 1)
+    vars = factory.Sequence(lambda n: {"q": f"question {n}"})
+
+
+class ExperimentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "experiments.Experiment"
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"experiment {n}")
+    dataset = factory.SubFactory(DatasetFactory, project=factory.SelfAttribute("..project"))
+    status = "running"
+
+
+class VariantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "experiments.Variant"
+
+    experiment = factory.SubFactory(ExperimentFactory)
+    name = factory.Sequence(lambda n: f"variant-{n}")
+    prompt = factory.SubFactory(PromptFactory, project=factory.SelfAttribute("..experiment.project"))
+    version = 1
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    """A run that has answered: scoring reads only the row, never the model."""
+
+    class Meta:
+        model = "experiments.Run"
+
+    experiment = factory.SubFactory(ExperimentFactory)
+    variant = factory.SubFactory(VariantFactory, experiment=factory.SelfAttribute("..experiment"))
+    item = factory.SubFactory(DatasetItemFactory, dataset=factory.SelfAttribute("..experiment.dataset"))
+    status = "done"
+    output = "The answer is 42."
+    latency_ms = 120.0
+    cost_usd = "0.0010"  # saved as a Decimal; re-read the row to get one

@@ -1,0 +1,82 @@
+"""Reads of evaluators, scores and ratings, as plain rows for pages, exports and statistics."""
+
+from functools import reduce
+from operator import or_
+
+from django.db.models import Avg, Count, F, Q, QuerySet
+
+from evaluations.models import Evaluator, HumanRating, Score, ScoreStatus
+from experiments.models import Experiment
+from prompts.models import Project
+
+
+def evaluator_list(*, project: Project) -> QuerySet[Evaluator]:
+    return Evaluator.objects.filter(project=project).order_by("name")
+
+
+def evaluators_of_experiment(*, experiment_id: int, ids: list[int] | None = None, enabled_only: bool = True) -> QuerySet[Evaluator]:
+    """The (enabled) evaluators attached to the experiment; only those of `ids`, when given."""
+    evaluators = Evaluator.objects.filter(experiment_links__experiment_id=experiment_id)
+    if enabled_only:
+        evaluators = evaluators.filter(enabled=True)
+    if ids is not None:
+        evaluators = evaluators.filter(pk__in=ids)
+    return evaluators.order_by("pk")
+
+
+def _scores_of(experiment: Experiment, versions: dict[int, int] | None) -> QuerySet[Score]:
+    """Scores of the experiment's runs at each evaluator's current version, or at the given
+    {evaluator id: version}: never a mix of versions for one evaluator."""
+    scores = Score.objects.filter(run__experiment=experiment)
+    if versions is None:
+        return scores.filter(evaluator_version=F("evaluator__version"))
+    if not versions:
+        return scores.none()
+    return scores.filter(reduce(or_, (Q(evaluator_id=pk, evaluator_version=version) for pk, version in versions.items())))
+
+
+def experiment_score_rows(*, experiment: Experiment, versions: dict[int, int] | None = None) -> list[dict]:
+    """One row per (run, evaluator): variant, item, repeat, evaluator, status, value, passed,
+    reason and `errored`. Pending scores are left out; errored ones are there, flagged, with
+    no value: statistics count them apart, never as failures or zeros."""
+    rows = (
+        _scores_of(experiment, versions)
+        .exclude(status=ScoreStatus.PENDING)
+        .order_by("run__variant_id", "run__item__row", "run__repeat", "evaluator_id")
+        .values(
+            "run_id", "evaluator_id", "evaluator_version", "status", "value", "passed", "reason", "error_kind",
+            variant_id=F("run__variant_id"), variant_name=F("run__variant__name"), item_id=F("run__item_id"),
+            row=F("run__item__row"), repeat=F("run__repeat"), evaluator_name=F("evaluator__name"), weight=F("evaluator__weight"),
+        )  # fmt: skip
+    )
+    return [{**row, "errored": row["status"] == ScoreStatus.ERRORED} for row in rows]
+
+
+def experiment_score_summary(*, experiment: Experiment, versions: dict[int, int] | None = None) -> list[dict]:
+    """Per (variant, evaluator): how many scores are ok (scored), passed, failed, errored and
+    pending, and the mean value of the ok ones. Errored scores are counted apart, never as
+    failures or zeros."""
+    ok = Q(status=ScoreStatus.OK)
+    return list(
+        _scores_of(experiment, versions)
+        .values("evaluator_id", variant_id=F("run__variant_id"), variant_name=F("run__variant__name"), evaluator_name=F("evaluator__name"))
+        .annotate(
+            scored_count=Count("pk", filter=ok), passed_count=Count("pk", filter=ok & Q(passed=True)),
+            failed_count=Count("pk", filter=ok & Q(passed=False)), errored_count=Count("pk", filter=Q(status=ScoreStatus.ERRORED)),
+            pending_count=Count("pk", filter=Q(status=ScoreStatus.PENDING)), mean_value=Avg("value", filter=ok),
+        )  # fmt: skip
+        .order_by("variant_id", "evaluator_name")
+    )
+
+
+def experiment_ratings(*, experiment: Experiment) -> list[dict]:
+    """One row per (run, rater): the run's variant, item and repeat, the rater, scale, value and comment."""
+    return list(
+        HumanRating.objects.filter(run__experiment=experiment)
+        .order_by("run__variant_id", "run__item__row", "run__repeat", "user_id")
+        .values(
+            "run_id", "user_id", "scale", "value", "comment", "updated_at",
+            variant_id=F("run__variant_id"), item_id=F("run__item_id"), row=F("run__item__row"), repeat=F("run__repeat"),
+            rater=F("user__email"),
+        )  # fmt: skip
+    )
