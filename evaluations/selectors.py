@@ -69,6 +69,11 @@ def experiment_score_summary(*, experiment: Experiment, versions: dict[int, int]
     )
 
 
+def experiment_run_rows(*, experiment: Experiment) -> QuerySet:
+    """The experiment's runs as plain rows: id, variant, item, status, latency and cost."""
+    return experiment.runs.order_by("pk").values("id", "variant_id", "item_id", "status", "latency_ms", "cost_usd")
+
+
 def experiment_ratings(*, experiment: Experiment) -> list[dict]:
     """One row per (run, rater): the run's variant, item and repeat, the rater, scale, value and comment."""
     return list(

@@ -1,0 +1,130 @@
+"""An experiment's variants compared from its runs, scores and ratings."""
+
+from decimal import Decimal
+
+import pytest
+
+from evaluations import comparison, services, statistics
+from evaluations.models import Score, ScoreStatus
+from experiments.models import RunStatus
+from prompts.models import Role
+from tests.factories import DatasetItemFactory, ExperimentFactory, MembershipFactory, RunFactory, VariantFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def owner():
+    return MembershipFactory(role=Role.OWNER)
+
+
+@pytest.fixture
+def experiment(owner):
+    experiment = ExperimentFactory(project=owner.project, status="finished")
+    checks = [
+        services.evaluator_create(project=owner.project, actor=owner.user, name=name, kind="contains", config={"value": name})
+        for name in ("refund", "sorry")
+    ]
+    services.experiment_evaluators_set(experiment=experiment, actor=owner.user, evaluators=checks)
+    experiment.checks = checks
+    experiment.items = [DatasetItemFactory(dataset=experiment.dataset) for _ in range(30)]
+    return experiment
+
+
+def variant_runs(experiment, name: str, passes: list[bool], *, errored: set[int] = frozenset(), failed: set[int] = frozenset()):
+    """One run per item; the item passes both evaluators or fails the second one."""
+    variant = VariantFactory(experiment=experiment, name=name)
+    for index, (item, passed) in enumerate(zip(experiment.items, passes, strict=False)):
+        run = RunFactory(experiment=experiment, variant=variant, item=item, latency_ms=100 + index,
+                         status=RunStatus.FAILED if index in failed else RunStatus.DONE)  # fmt: skip
+        if index in failed:
+            continue
+        first, second = experiment.checks
+        Score.objects.create(run=run, evaluator=first, evaluator_version=first.version, status=ScoreStatus.OK, value=1.0, passed=True)
+        if index in errored:
+            Score.objects.create(run=run, evaluator=second, evaluator_version=second.version, status=ScoreStatus.ERRORED)
+        else:
+            Score.objects.create(run=run, evaluator=second, evaluator_version=second.version, status=ScoreStatus.OK,
+                                 value=1.0 if passed else 0.0, passed=passed)  # fmt: skip
+    return variant
+
+
+def test_a_clear_winner_gets_a_significant_verdict_with_its_numbers(experiment):
+    old = variant_runs(experiment, "v3", [i < 12 for i in range(30)])
+    new = variant_runs(experiment, "v4", [i < 27 for i in range(30)])
+
+    result = comparison.experiment_comparison(experiment=experiment)
+
+    assert result.variant(old.pk).summary.passed == 12 and result.variant(new.pk).summary.passed == 27
+    expected = statistics.pass_rate([True] * 27 + [False] * 3)
+    assert result.variant(new.pk).summary.pass_rate == expected
+    pair = result.pair(old.pk, new.pk)
+    assert pair.passing.n_pairs == 30 and pair.passing.b_better == 15 and pair.passing.a_better == 0
+    assert pair.passing.p_value == pytest.approx(2 * 0.5**15)  # McNemar exact on 15 discordant items, all one way
+    assert pair.pass_verdict.startswith("v4 passes more often than v3: +50.0 points")
+    assert "p < 0.001" in pair.pass_verdict
+    assert result.agreement is None
+
+
+def test_errored_and_failed_runs_are_counted_apart_never_as_failures(experiment):
+    variant = variant_runs(experiment, "v1", [True] * 10, errored={0, 1}, failed={2})
+
+    summary = comparison.experiment_comparison(experiment=experiment).variant(variant.pk).summary
+
+    assert summary.runs == 10 and summary.errored == 3
+    assert summary.graded == 7 and summary.passed == 7
+    assert summary.pass_rate.estimate == 1.0
+    assert summary.cost_total == Decimal("0.0010") * 10
+
+
+def test_runs_still_being_scored_have_no_verdict_yet(experiment):
+    variant = variant_runs(experiment, "v1", [True] * 5)
+    Score.objects.filter(run__variant=variant, evaluator=experiment.checks[1]).first().delete()
+
+    summary = comparison.experiment_comparison(experiment=experiment).variant(variant.pk).summary
+
+    assert summary.runs == 5 and summary.graded == 4 and summary.errored == 0
+
+
+def test_several_variants_are_holm_adjusted_and_say_so(experiment):
+    a = variant_runs(experiment, "a", [i < 15 for i in range(30)])
+    b = variant_runs(experiment, "b", [i < 20 for i in range(30)])
+    c = variant_runs(experiment, "c", [i < 16 for i in range(30)])
+
+    result = comparison.experiment_comparison(experiment=experiment)
+
+    assert len(result.pairs) == 3
+    raw = [pair.passing.p_value for pair in result.pairs]
+    assert [pair.passing.adjusted_p for pair in result.pairs] == pytest.approx(statistics.holm(raw))
+    assert all("Holm-adjusted for 3 comparisons" in pair.pass_verdict for pair in result.pairs)
+    assert result.pair(a.pk, b.pk).passing.b_better == 5 and result.pair(b.pk, c.pk).passing.a_better == 4
+
+
+def test_agreement_is_shown_once_two_people_rated(experiment, owner):
+    variant = variant_runs(experiment, "v1", [True] * 6)
+    runs = list(variant.runs.order_by("pk"))
+    reviewer = MembershipFactory(project=owner.project, role=Role.VIEWER).user
+    for run, mine in zip(runs, [1, 1, 0, 0, 1, 0], strict=True):
+        services.rating_set(run=run, actor=owner.user, scale="thumbs", value=mine)
+    assert comparison.experiment_comparison(experiment=experiment).agreement is None  # one rater: nothing to agree on
+    for run, theirs in zip(runs, [1, 1, 0, 0, 1, 1], strict=True):
+        services.rating_set(run=run, actor=reviewer, scale="thumbs", value=theirs)
+
+    agreement = comparison.experiment_comparison(experiment=experiment).agreement
+
+    expected = statistics.krippendorff_alpha(
+        {run.pk: {owner.user.pk: m, reviewer.pk: t} for run, m, t in zip(runs, [1, 1, 0, 0, 1, 0], [1, 1, 0, 0, 1, 1], strict=True)}
+    )
+    assert agreement.raters == 2 and agreement.runs_rated_twice == 6
+    assert agreement.alpha == pytest.approx(expected) and 0 < agreement.alpha < 1
+
+
+def test_the_comparison_reads_a_constant_number_of_queries(experiment, django_assert_num_queries):
+    variant_runs(experiment, "a", [True] * 5)
+    variant_runs(experiment, "b", [False] * 5)
+    with django_assert_num_queries(6) as small:
+        comparison.experiment_comparison(experiment=experiment)
+    experiment.items += [DatasetItemFactory(dataset=experiment.dataset) for _ in range(20)]
+    variant_runs(experiment, "c", [True] * 25)
+    with django_assert_num_queries(len(small.captured_queries)):
+        comparison.experiment_comparison(experiment=experiment)
