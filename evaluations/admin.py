@@ -6,8 +6,8 @@ from django import forms
 from django.contrib import admin, messages
 from simple_history.admin import SimpleHistoryAdmin
 
-from evaluations import kinds, selectors, services
-from evaluations.models import Evaluator, ExperimentEvaluator
+from evaluations import gates, kinds, selectors, services
+from evaluations.models import Evaluator, ExperimentEvaluator, GateDecision, PromotionGate
 from prompts import selectors as prompt_selectors
 from prompts.access import Action, can
 from prompts.admin.scoping import ProjectScoped
@@ -177,3 +177,108 @@ class ExperimentEvaluatorAdmin(admin.ModelAdmin):
             else:
                 names = ", ".join(evaluator.name for evaluator in evaluators)
                 self.message_user(request, f"{experiment}: re-scoring {runs} done runs with {names} in the background.", messages.SUCCESS)
+
+
+class PromotionGateForm(forms.ModelForm):
+    class Meta:
+        model = PromotionGate
+        fields = ["prompt", "dataset", "evaluators", "baseline_label", "min_pass_rate", "alpha"]
+
+    def clean(self):
+        cleaned = super().clean()
+        prompt = cleaned.get("prompt")
+        if prompt is not None:
+            for field in ("dataset", "evaluators"):
+                chosen = cleaned.get(field)
+                if any(other.project_id != prompt.project_id for other in ([chosen] if field == "dataset" and chosen else chosen or [])):
+                    self.add_error(field, "Choose from the prompt's own project.")
+        return cleaned
+
+
+@admin.register(PromotionGate)
+class PromotionGateAdmin(admin.ModelAdmin):
+    """A prompt's promotion gate; saving goes through evaluations.gates, and an action starts
+    the gate experiment on the prompt's newest version."""
+
+    form = PromotionGateForm
+    list_display = ["prompt", "project", "dataset", "baseline_label", "min_pass_rate", "alpha", "updated_at"]
+    list_filter = [("prompt__project", admin.RelatedOnlyFieldListFilter)]
+    actions = ["start_gate_experiment"]
+
+    def get_queryset(self, request):
+        visible = prompt_selectors.project_list_for(user=request.user).values("pk")
+        return super().get_queryset(request).filter(prompt__project__in=visible).select_related("prompt__project", "dataset")
+
+    @admin.display(description="project")
+    def project(self, gate):
+        return gate.prompt.project
+
+    def _managed(self, request) -> list[int]:
+        return [p.pk for p in prompt_selectors.project_list_for(user=request.user) if can(request.user, p, Action.MANAGE)]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kwargs["queryset"] = db_field.related_model.objects.filter(project__in=self._managed(request))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs["queryset"] = Evaluator.objects.filter(project__in=self._managed(request))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (obj is None or can(request.user, obj.prompt.project, Action.VIEW))
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (obj is None or can(request.user, obj.prompt.project, Action.MANAGE))
+
+    has_delete_permission = has_change_permission
+
+    def save_model(self, request, obj, form, change):
+        fields = {field: form.cleaned_data[field] for field in ["dataset", "evaluators", "baseline_label", "min_pass_rate", "alpha"]}
+        saved = gates.gate_set(prompt=form.cleaned_data["prompt"], actor=request.user, **{**fields, "evaluators": list(fields["evaluators"])})
+        obj.pk, obj._state.adding = saved.pk, False
+
+    def save_related(self, request, form, formsets, change):
+        """The evaluators were set by gate_set."""
+
+    @admin.action(description="Start the gate experiment on each prompt's newest version")
+    def start_gate_experiment(self, request, queryset):
+        for gate in queryset.select_related("prompt__project"):
+            try:
+                experiment = gates.gate_experiment_start(prompt=gate.prompt, version=gate.prompt.version, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{gate.prompt}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{gate.prompt}: started {experiment} (live progress at /experiments/{experiment.pk}/).", messages.SUCCESS)
+
+
+@admin.register(GateDecision)
+class GateDecisionAdmin(admin.ModelAdmin):
+    """Why production moved: each gate verdict or override, read-only."""
+
+    list_display = ["prompt", "version", "passed", "reason", "override_reason", "actor", "decided_at"]
+    list_filter = [("prompt__project", admin.RelatedOnlyFieldListFilter), "passed"]
+
+    def get_queryset(self, request):
+        visible = prompt_selectors.project_list_for(user=request.user).values("pk")
+        return super().get_queryset(request).filter(prompt__project__in=visible).select_related("prompt", "actor")
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (obj is None or can(request.user, obj.prompt.project, Action.VIEW))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

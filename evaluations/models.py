@@ -136,3 +136,48 @@ def _history_is_immutable(sender, instance, **kwargs):
     """A saved version is what its scores were made with: changing it would rewrite them."""
     if not instance._state.adding:
         raise ValidationError("Evaluator versions are immutable; save a new version instead.")
+
+
+class PromotionGate(models.Model):
+    """What a version must show before `production` may point at it: a gate experiment on the
+    dataset, against the version the baseline label points at, scored by the evaluators, with
+    no significant regression in pass rate and a pass rate of at least `min_pass_rate`."""
+
+    prompt = models.OneToOneField("prompts.Prompt", on_delete=models.CASCADE, related_name="gate")
+    dataset = models.ForeignKey("experiments.Dataset", on_delete=models.PROTECT, related_name="gates")
+    evaluators = models.ManyToManyField(Evaluator, related_name="gates")
+    baseline_label = models.SlugField(max_length=50, default="production", help_text="The version to compare against.")
+    min_pass_rate = models.FloatField(default=0.9, help_text="0 to 1: the candidate's pass rate must be at least this.")
+    alpha = models.FloatField(default=0.05, help_text="Significance level of the regression test (McNemar).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"gate of {self.prompt}"
+
+
+class GateRun(models.Model):
+    """An experiment started to check one version against a gate."""
+
+    gate = models.ForeignKey(PromotionGate, on_delete=models.CASCADE, related_name="runs")
+    experiment = models.OneToOneField(Experiment, on_delete=models.CASCADE, related_name="gate_run")
+    version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class GateDecision(models.Model):
+    """Why `production` was allowed to move: the gate passed, or an admin overrode it with a reason."""
+
+    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="gate_decisions")
+    version = models.PositiveIntegerField()
+    passed = models.BooleanField()
+    reason = models.TextField(help_text="The gate's verdict in words.")
+    override_reason = models.TextField(blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-decided_at"]

@@ -274,22 +274,26 @@ def verdict(pair: PairResult, name_a: str, name_b: str, *, alpha: float = 0.05) 
 
 
 def gate_passes(
-    candidate: VariantSummary, versus_baseline: PairResult, *, min_pass_rate: float, alpha: float = 0.05
+    candidate: VariantSummary, versus_baseline: PairResult | None, *, min_pass_rate: float, alpha: float = 0.05
 ) -> tuple[bool, str]:
     """The promotion rule "no significant regression in pass rate and pass rate >= X".
 
-    `versus_baseline` is `compare_pass(baseline, candidate)`; a regression is the candidate
-    passing significantly less often (McNemar). The pass rate is the point estimate.
+    `versus_baseline` is `compare_pass(baseline, candidate)`, or None when there is no
+    baseline yet (a first release); a regression is the candidate passing significantly less
+    often (McNemar). The pass rate is the point estimate.
     """
-    if versus_baseline.metric != "pass":
+    if versus_baseline is not None and versus_baseline.metric != "pass":
         raise ValueError("the gate judges pass rates: compare with compare_pass")
     if candidate.pass_rate is None:
         return False, "the candidate has no graded runs"
-    if versus_baseline.difference is None:
+    if versus_baseline is None:
+        comparison = "no baseline to compare with"
+    elif versus_baseline.difference is None:
         return False, "the candidate and the baseline have no items in common"
-    comparison = verdict(versus_baseline, "the baseline", "the candidate", alpha=alpha)
-    if versus_baseline.p < alpha and versus_baseline.difference.estimate < 0:
-        return False, f"regression: {comparison}"
+    else:
+        comparison = verdict(versus_baseline, "the baseline", "the candidate", alpha=alpha)
+        if versus_baseline.p < alpha and versus_baseline.difference.estimate < 0:
+            return False, f"regression: {comparison}"
     rate = f"pass rate {candidate.pass_rate.estimate:.1%}"
     if candidate.pass_rate.estimate < min_pass_rate:
         return False, f"{rate} is below the required {min_pass_rate:.1%}"

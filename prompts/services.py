@@ -9,7 +9,7 @@ from django.core.validators import validate_email, validate_slug
 from django.db import transaction
 from django.urls import reverse
 
-from prompts import selectors
+from prompts import selectors, signals
 from prompts.access import Action, authorize
 from prompts.models import Label, LabelMove, Membership, ModelEndpoint, Project, Prompt, Role
 from prompts.validation import validate_prompt
@@ -229,9 +229,11 @@ def prompt_delete(*, prompt: Prompt, actor) -> None:
 
 
 @transaction.atomic
-def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str = "") -> Label:
+def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str = "", override_reason: str = "",
+               rollback: bool = False) -> Label:  # fmt: skip
     """Point the label at the version, recording who moved it from where. Moving production
-    needs an admin; other labels need an editor."""
+    needs an admin; other labels need an editor. Checks of higher layers (the promotion gate)
+    may refuse the move; `override_reason` is an admin's written reason to ship anyway."""
     authorize(actor, prompt.project, Action.MANAGE if label == "production" else Action.EDIT)
     if label == "latest":
         raise Invalid("'latest' always means the newest version and cannot be moved.", details={"label": label})
@@ -243,6 +245,11 @@ def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str 
     current = Label.objects.select_for_update().filter(prompt=prompt, name=label).first()
     if current is not None and current.version == version:
         return current
+    notes = signals.label_moving.send(
+        sender=Label, prompt=prompt, label=label, version=version, actor=actor, override_reason=override_reason.strip(),
+        rollback=rollback,
+    )  # fmt: skip
+    message = " ".join([message.strip(), *(note for _, note in notes if note)]).strip()
     moved, _ = Label.objects.update_or_create(prompt=prompt, name=label, defaults={"version": version})
     LabelMove.objects.create(
         prompt=prompt, prompt_name=prompt.name, label=label, from_version=current and current.version, to_version=version,
@@ -258,7 +265,8 @@ def label_rollback(*, prompt: Prompt, actor, label: str) -> Label:
     last = LabelMove.objects.filter(prompt=prompt, label=label).first()
     if last is None or last.from_version is None:
         raise Invalid(f"The label {label!r} has no earlier version to roll back to.", details={"label": label})
-    return label_move(prompt=prompt, actor=actor, label=label, version=last.from_version, message=f"Roll back from version {last.to_version}")
+    return label_move(prompt=prompt, actor=actor, label=label, version=last.from_version,
+                      message=f"Roll back from version {last.to_version}", rollback=True)  # fmt: skip
 
 
 def _apply(prompt: Prompt, fields: dict) -> None:

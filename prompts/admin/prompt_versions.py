@@ -197,7 +197,8 @@ class PromptAdmin(ProjectScoped):
         label, version = request.POST.get("label", "").strip(), request.POST.get("version", "")
         return self._run(
             request, pk,
-            lambda: services.label_move(prompt=prompt, actor=request.user, label=label, version=int(version), message=request.POST.get("message", "")),
+            lambda: services.label_move(prompt=prompt, actor=request.user, label=label, version=int(version), message=request.POST.get("message", ""),
+                                        override_reason=request.POST.get("override_reason", "")),
             lambda moved: f"{moved.name} now points at version {moved.version}.",
         )  # fmt: skip
 

@@ -1,0 +1,115 @@
+"""Promotion gates: `production` moves to a version only after a gate experiment on that
+version passes, or when an admin overrides the gate with a written reason, which is recorded.
+
+The gate experiment compares the version against the one the gate's baseline label points
+at, on the gate's dataset, scored by its evaluators. It passes when the version's pass rate
+is at least the gate's minimum and McNemar's test finds no significant regression.
+"""
+
+from dataclasses import dataclass
+
+import structlog
+from django.db import transaction
+
+from evaluations import comparison, selectors, services, statistics
+from evaluations.models import Evaluator, GateDecision, GateRun, PromotionGate
+from experiments import services as experiments
+from experiments.models import Dataset, Experiment, ExperimentStatus
+from prompts import selectors as prompt_selectors
+from prompts.access import Action, authorize
+from prompts.models import Prompt
+from promptlab.errors import Invalid
+
+logger = structlog.get_logger(__name__)
+
+
+@transaction.atomic
+def gate_set(*, prompt: Prompt, actor, dataset: Dataset, evaluators: list[Evaluator], baseline_label: str = "production",
+             min_pass_rate: float = 0.9, alpha: float = 0.05) -> PromotionGate:  # fmt: skip
+    """Require a passing gate experiment before `production` moves to a new version of the prompt."""
+    authorize(actor, prompt.project, Action.MANAGE)
+    if dataset.project_id != prompt.project_id or any(e.project_id != prompt.project_id for e in evaluators):
+        raise Invalid("The gate's dataset and evaluators must belong to the prompt's project.")
+    if not evaluators:
+        raise Invalid("A gate needs at least one evaluator to decide what passing means.")
+    if not 0 <= min_pass_rate <= 1:
+        raise Invalid("The minimum pass rate is a share between 0 and 1 (0.9 = 90%).", details={"min_pass_rate": min_pass_rate})
+    if not 0 < alpha < 1:
+        raise Invalid("The significance level must be between 0 and 1 (usually 0.05).", details={"alpha": alpha})
+    gate, _ = PromotionGate.objects.update_or_create(
+        prompt=prompt, defaults={"dataset": dataset, "baseline_label": baseline_label, "min_pass_rate": min_pass_rate, "alpha": alpha}
+    )  # fmt: skip
+    gate.evaluators.set(evaluators)
+    logger.info("evaluations.gate_set", prompt_id=prompt.pk, dataset_id=dataset.pk)
+    return gate
+
+
+@transaction.atomic
+def gate_experiment_start(*, prompt: Prompt, version: int, actor) -> Experiment:
+    """Start the gate experiment for a version: baseline (the label, frozen at start) against it."""
+    gate = _gate_of(prompt)
+    if gate is None:
+        raise Invalid(f"The prompt {prompt.name!r} has no promotion gate.")
+    prompt_selectors.prompt_version(prompt=prompt, version=version)  # NotFound for a version that does not exist
+    variants = [{"name": f"v{version}", "prompt": prompt, "version": version}]
+    if prompt.labels.filter(name=gate.baseline_label).exists():  # else a first release: nothing to compare with
+        variants.insert(0, {"name": f"baseline ({gate.baseline_label})", "prompt": prompt, "label": gate.baseline_label})
+    experiment = experiments.experiment_create(
+        project=prompt.project, actor=actor, name=f"gate: {prompt.name} v{version}", dataset=gate.dataset, variants=variants
+    )
+    services.experiment_evaluators_set(experiment=experiment, actor=actor, evaluators=list(gate.evaluators.all()))
+    GateRun.objects.create(gate=gate, experiment=experiment, version=version)
+    return experiments.experiment_start(experiment=experiment, actor=actor)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    reason: str
+    experiment: Experiment | None
+
+
+def gate_result(*, prompt: Prompt, version: int) -> GateResult:
+    """The verdict of the newest finished gate experiment on the version, once fully scored."""
+    gate = _gate_of(prompt)
+    if gate is None:
+        return GateResult(True, "no gate", None)
+    run = GateRun.objects.filter(gate=gate, version=version).select_related("experiment").first()
+    if run is None:
+        return GateResult(False, f"no gate experiment has been run on version {version}", None)
+    experiment = run.experiment
+    if experiment.status != ExperimentStatus.FINISHED:
+        return GateResult(False, f"the gate experiment on version {version} is {experiment.status}, not finished", experiment)
+    if any(row["pending_count"] for row in selectors.experiment_score_summary(experiment=experiment)):
+        return GateResult(False, f"the gate experiment on version {version} is still being scored", experiment)
+    result = comparison.experiment_comparison(experiment=experiment)
+    *baseline, candidate = result.variants  # the candidate is the last variant
+    versus = result.pair(baseline[0].id, candidate.id).passing if baseline else None
+    passed, reason = statistics.gate_passes(candidate.summary, versus, min_pass_rate=gate.min_pass_rate, alpha=gate.alpha)
+    return GateResult(passed, reason, experiment)
+
+
+def check_promotion(sender, *, prompt: Prompt, label: str, version: int, actor, override_reason: str, rollback: bool, **_):
+    """label_moving receiver: `production` needs a passing gate, or an admin's written override.
+    A rollback is exempt: going back to a version that shipped before must stay one click."""
+    if label != "production" or rollback or _gate_of(prompt) is None:
+        return None
+    result = gate_result(prompt=prompt, version=version)
+    if not result.passed and not override_reason:
+        raise Invalid(
+            f"Version {version} cannot go to production: {result.reason}. Run the gate experiment, or, as an admin, "
+            "override the gate with a written reason.",
+            details={"gate": result.reason, "experiment": result.experiment and result.experiment.pk},
+        )  # fmt: skip
+    if not result.passed:
+        authorize(actor, prompt.project, Action.MANAGE)  # only an admin or owner overrides a gate
+    GateDecision.objects.create(
+        prompt=prompt, version=version, passed=result.passed, reason=result.reason, experiment=result.experiment,
+        override_reason="" if result.passed else override_reason, actor=actor,
+    )  # fmt: skip
+    logger.info("evaluations.gate_decided", prompt_id=prompt.pk, version=version, passed=result.passed)
+    return f"Gate passed: {result.reason}." if result.passed else f"Gate overridden ({result.reason}): {override_reason}"
+
+
+def _gate_of(prompt: Prompt) -> PromotionGate | None:
+    return PromotionGate.objects.filter(prompt=prompt).first()
