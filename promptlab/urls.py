@@ -11,6 +11,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("", include("evaluations.urls")),
     path("", include("experiments.urls")),
     path("", include("prompts.urls")),
 ]

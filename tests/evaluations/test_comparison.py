@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from bs4 import BeautifulSoup
 
 from evaluations import comparison, services, statistics
 from evaluations.models import Score, ScoreStatus
@@ -128,3 +129,20 @@ def test_the_comparison_reads_a_constant_number_of_queries(experiment, django_as
     variant_runs(experiment, "c", [True] * 25)
     with django_assert_num_queries(len(small.captured_queries)):
         comparison.experiment_comparison(experiment=experiment)
+
+
+def test_the_comparison_page_shows_the_numbers_and_verdicts_to_members_only(experiment, owner, client):
+    variant_runs(experiment, "v3", [i < 12 for i in range(30)])
+    variant_runs(experiment, "v4", [i < 27 for i in range(30)])
+    url = f"/experiments/{experiment.pk}/comparison/"
+
+    client.force_login(MembershipFactory(role=Role.OWNER).user)  # someone else's project
+    assert client.get(url).status_code == 404
+
+    client.force_login(owner.user)
+    html = BeautifulSoup(client.get(url).content, "html.parser")
+    v4 = html.select_one('tr[data-variant="v4"] td.pass-rate').get_text()
+    assert v4.startswith("90% (") and v4.endswith("27/30")
+    verdict = html.select_one('li[data-pair="v3|v4"] li.pass-verdict').get_text()
+    assert verdict.startswith("Pass rate: v4 passes more often than v3: +50.0 points")
+    assert "once two people have rated" in html.select_one("#agreement").get_text()
