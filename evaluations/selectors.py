@@ -1,6 +1,9 @@
 """Reads of evaluators, scores and ratings, as plain rows for pages, exports and statistics."""
 
+from collections import defaultdict
+from collections.abc import Iterator
 from functools import reduce
+from itertools import islice
 from operator import or_
 
 from django.db.models import Avg, Count, F, Q, QuerySet
@@ -72,6 +75,27 @@ def experiment_score_summary(*, experiment: Experiment, versions: dict[int, int]
 def experiment_run_rows(*, experiment: Experiment) -> QuerySet:
     """The experiment's runs as plain rows: id, variant, item, status, latency and cost."""
     return experiment.runs.order_by("pk").values("id", "variant_id", "item_id", "status", "latency_ms", "cost_usd")
+
+
+def experiment_export_rows(*, experiment: Experiment, chunk: int = 500) -> Iterator[dict]:
+    """Every run of the experiment in dataset order with its item and its scores at the
+    current evaluator versions ({evaluator: {status, value, passed, reason}}), read in chunks
+    so a large experiment streams in bounded memory."""
+    names = dict(evaluators_of_experiment(experiment_id=experiment.pk).values_list("pk", "name"))
+    runs = (
+        experiment.runs.order_by("item__row", "variant_id", "repeat")
+        .values("id", "repeat", "status", "output", "error", "latency_ms", "cost_usd",
+                row=F("item__row"), vars=F("item__vars"), expected=F("item__expected"), variant_name=F("variant__name"))
+        .iterator(chunk_size=chunk)
+    )  # fmt: skip
+    while batch := list(islice(runs, chunk)):
+        scores = defaultdict(dict)
+        for score in _scores_of(experiment, None).filter(run_id__in=[run["id"] for run in batch], evaluator_id__in=names).values(
+            "run_id", "evaluator_id", "status", "value", "passed", "reason"
+        ):
+            scores[score["run_id"]][names[score["evaluator_id"]]] = {key: score[key] for key in ("status", "value", "passed", "reason")}
+        for run in batch:
+            yield {**run, "variant": run.pop("variant_name"), "scores": scores[run.pop("id")]}
 
 
 def experiment_ratings(*, experiment: Experiment) -> list[dict]:

@@ -6,48 +6,12 @@ import pytest
 from bs4 import BeautifulSoup
 
 from evaluations import comparison, services, statistics
-from evaluations.models import Score, ScoreStatus
-from experiments.models import RunStatus
+from evaluations.models import Score
 from prompts.models import Role
-from tests.factories import DatasetItemFactory, ExperimentFactory, MembershipFactory, RunFactory, VariantFactory
+from tests.evaluations.conftest import variant_runs
+from tests.factories import DatasetItemFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def owner():
-    return MembershipFactory(role=Role.OWNER)
-
-
-@pytest.fixture
-def experiment(owner):
-    experiment = ExperimentFactory(project=owner.project, status="finished")
-    checks = [
-        services.evaluator_create(project=owner.project, actor=owner.user, name=name, kind="contains", config={"value": name})
-        for name in ("refund", "sorry")
-    ]
-    services.experiment_evaluators_set(experiment=experiment, actor=owner.user, evaluators=checks)
-    experiment.checks = checks
-    experiment.items = [DatasetItemFactory(dataset=experiment.dataset) for _ in range(30)]
-    return experiment
-
-
-def variant_runs(experiment, name: str, passes: list[bool], *, errored: set[int] = frozenset(), failed: set[int] = frozenset()):
-    """One run per item; the item passes both evaluators or fails the second one."""
-    variant = VariantFactory(experiment=experiment, name=name)
-    for index, (item, passed) in enumerate(zip(experiment.items, passes, strict=False)):
-        run = RunFactory(experiment=experiment, variant=variant, item=item, latency_ms=100 + index,
-                         status=RunStatus.FAILED if index in failed else RunStatus.DONE)  # fmt: skip
-        if index in failed:
-            continue
-        first, second = experiment.checks
-        Score.objects.create(run=run, evaluator=first, evaluator_version=first.version, status=ScoreStatus.OK, value=1.0, passed=True)
-        if index in errored:
-            Score.objects.create(run=run, evaluator=second, evaluator_version=second.version, status=ScoreStatus.ERRORED)
-        else:
-            Score.objects.create(run=run, evaluator=second, evaluator_version=second.version, status=ScoreStatus.OK,
-                                 value=1.0 if passed else 0.0, passed=passed)  # fmt: skip
-    return variant
 
 
 def test_a_clear_winner_gets_a_significant_verdict_with_its_numbers(experiment):
@@ -131,10 +95,10 @@ def test_the_comparison_reads_a_constant_number_of_queries(experiment, django_as
         comparison.experiment_comparison(experiment=experiment)
 
 
-def test_the_comparison_page_shows_the_numbers_and_verdicts_to_members_only(experiment, owner, client):
+def test_the_statistics_panel_shows_the_numbers_and_verdicts_to_members_only(experiment, owner, client):
     variant_runs(experiment, "v3", [i < 12 for i in range(30)])
     variant_runs(experiment, "v4", [i < 27 for i in range(30)])
-    url = f"/experiments/{experiment.pk}/comparison/"
+    url = f"/experiments/{experiment.pk}/comparison/stats/"
 
     client.force_login(MembershipFactory(role=Role.OWNER).user)  # someone else's project
     assert client.get(url).status_code == 404
