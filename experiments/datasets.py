@@ -28,6 +28,7 @@ import codecs
 import csv
 import json
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import structlog
 from django.core.exceptions import ValidationError
@@ -226,6 +227,28 @@ def _parse_mapping(mapping: dict) -> dict[str, Target]:
             details={"mapping": mapping},
         )
     return targets
+
+
+FORMAT_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def format_from_name(filename: str) -> str | None:
+    """The format a file name's extension says (csv or jsonl), or None."""
+    return FORMAT_EXTENSIONS.get(PurePath(filename).suffix.lower())
+
+
+def mapping_from_lines(lines) -> dict[str, str | None]:
+    """The mapping that `COLUMN=TARGET` lines mean (an empty TARGET ignores the column), as
+    `import_dataset --map` and the upload form take it. Raises Invalid naming a malformed line."""
+    mapping = {}
+    for pair in lines:
+        column, equals, target = (part.strip() for part in pair.rpartition("="))
+        if not equals or not column:
+            raise Invalid(f"{pair!r} is not COLUMN=TARGET, where TARGET is {TARGETS_HELP}.", details={"mapping": pair})
+        if column in mapping:
+            raise Invalid(f"{pair!r}: the column {column!r} is mapped twice.", details={"mapping": pair})
+        mapping[column] = target or None
+    return mapping
 
 
 def _target(column: str, targets: dict[str, Target]) -> Target:
@@ -562,3 +585,19 @@ def missing_variables(*, dataset: Dataset, needed: set[str]) -> list[tuple[int, 
         if names:
             missing.append((row, names))
     return missing
+
+
+# --- Adding items from code (the API) --------------------------------------------------------
+
+
+def dataset_items_add(*, dataset: Dataset, actor, items: list) -> int:
+    """Append items after the last row, all or nothing; return how many. Each item is read as
+    a JSONL import reads a line (item N is line N): `{"vars": {...}, "expected": "...",
+    "metadata": {...}}`, or a flat object whose keys follow the default column rules."""
+    import io
+
+    if not isinstance(items, list) or not items:
+        raise Invalid("Give a list of one or more items.", details={"items": "required"})
+    # ensure_ascii: a value the database cannot store reaches the import's own check as an escape.
+    lines = io.BytesIO("".join(json.dumps(item) + "\n" for item in items).encode())
+    return dataset_import(dataset=dataset, actor=actor, file=lines, format="jsonl")

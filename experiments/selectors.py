@@ -1,10 +1,32 @@
+from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
-from experiments.models import Experiment
+from experiments.models import Dataset, DatasetItem, Experiment
 from prompts import selectors as prompt_selectors
+from prompts.models import Project
 
 
 def experiment_for(*, user, pk: int) -> Experiment:
     """The experiment if the user may see its project, else 404 (existence is not revealed)."""
     visible = prompt_selectors.project_list_for(user=user).values("pk")
     return get_object_or_404(Experiment.objects.select_related("project", "dataset"), pk=pk, project__in=visible)
+
+
+def project_for(*, user, slug: str) -> Project:
+    """The project by slug if the user may see it, annotated with their `role`, else 404."""
+    return get_object_or_404(prompt_selectors.project_list_for(user=user), slug=slug)
+
+
+def dataset_list(*, project: Project) -> QuerySet[Dataset]:
+    """The project's datasets by name, each annotated with `item_count`."""
+    return Dataset.objects.filter(project=project).annotate(item_count=Count("items")).order_by("name")
+
+
+def dataset_for(*, project: Project, name: str) -> Dataset:
+    """The project's dataset by name, else 404 (another project's is not found either)."""
+    return get_object_or_404(Dataset.objects.select_related("project"), project=project, name=name)
+
+
+def dataset_items(*, dataset: Dataset) -> QuerySet[DatasetItem]:
+    """The dataset's items in row order, as the items page lists them."""
+    return dataset.items.order_by("row")

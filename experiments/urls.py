@@ -7,4 +7,7 @@ urlpatterns = [
     path("projects/<slug:slug>/playground/", views.playground_page, name="playground"),
     path("projects/<slug:slug>/playground/runs/<uuid:batch>/", views.playground_results, name="playground_results"),
     path("projects/<slug:slug>/playground/calls/<int:pk>/save/", views.playground_save, name="playground_save"),
+    path("projects/<slug:slug>/datasets/", views.datasets_page, name="datasets"),
+    path("projects/<slug:slug>/datasets/<slug:name>/", views.dataset_page, name="dataset_detail"),
+    path("projects/<slug:slug>/datasets/<slug:name>/export.<str:format>", views.dataset_download, name="dataset_export"),
 ]

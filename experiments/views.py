@@ -1,19 +1,23 @@
+import io
 import json
+import tempfile
 import uuid
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import push_url, reswap, retarget
+from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retarget
 
-from experiments import playground, selectors, services
-from experiments.models import ExperimentStatus, PlaygroundCallStatus
+from experiments import datasets, playground, selectors, services
+from experiments.models import Dataset, ExperimentStatus, PlaygroundCallStatus
 from prompts import selectors as prompt_selectors
 from prompts.access import Action, role_allows
 from prompts.models import ModelEndpoint
@@ -256,3 +260,170 @@ def playground_save(request, slug: str, pk: int):
     else:
         messages.error(request, context["save_error"])
     return redirect(f"{reverse('playground', args=[project.slug])}?batch={call.batch}")
+
+
+# --- Datasets --------------------------------------------------------------------------------
+
+ITEMS_PER_PAGE = 50
+# An export is written to this much memory, then to a temporary file, and sent from there.
+EXPORT_SPOOL_BYTES = 8 * 1024 * 1024
+EXPORT_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8"}
+
+
+class DatasetCreateForm(forms.Form):
+    name = forms.SlugField(
+        max_length=Dataset._meta.get_field("name").max_length,
+        help_text="Letters, numbers, hyphens and underscores; unique in the project.",
+        error_messages={"invalid": "Use only letters, numbers, hyphens and underscores."},
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class DatasetUploadForm(forms.Form):
+    """A CSV or JSONL file (the format from its extension), the column mapping as
+    `COLUMN=TARGET` lines like `import_dataset --map`, and whether to replace the items."""
+
+    file = forms.FileField(
+        label="CSV or JSONL file", widget=forms.FileInput(attrs={"accept": ".csv,.jsonl,.ndjson"}),
+        error_messages={"required": "Choose a CSV or JSONL file to upload.", "empty": "The file is empty."},
+    )  # fmt: skip
+    mapping = forms.CharField(
+        required=False, label="Column mapping (optional)",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "question=vars.q\nanswer=expected\nsource=meta.source\nnotes="}),
+        help_text=f"One COLUMN=TARGET a line; TARGET is {datasets.TARGETS_HELP}. Other columns follow the default rules.",
+    )  # fmt: skip
+    replace = forms.BooleanField(required=False, label="Replace existing items")
+
+    def clean_file(self):
+        file = self.cleaned_data["file"]
+        self.format = datasets.format_from_name(file.name)
+        if self.format is None:
+            raise forms.ValidationError(f"{file.name} is not a .csv or .jsonl file: the name must end in .csv, .jsonl or .ndjson.")
+        return file
+
+    def clean_mapping(self):
+        lines = [line for line in self.cleaned_data["mapping"].splitlines() if line.strip()]
+        try:
+            return datasets.mapping_from_lines(lines)
+        except Invalid as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+def _compact(values) -> list[tuple[str, str]]:
+    """(key, value) pairs to show a JSON object in one cell; a value that is not a string as JSON."""
+    def text(value):
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    return [(key, text(value)) for key, value in values.items()] if isinstance(values, dict) else [("", text(values))]
+
+
+def _items_context(dataset, page_number) -> dict:
+    """One page of the items; a malformed page number shows the first page, one past the end the last."""
+    page = Paginator(selectors.dataset_items(dataset=dataset), ITEMS_PER_PAGE).get_page(page_number)
+    return {
+        "page_obj": page,
+        "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+        "rows": [(item, _compact(item.vars), _compact(item.metadata)) for item in page],
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def datasets_page(request, slug: str):
+    """The project's datasets. POST creates one (editors) and goes to its page; for htmx a
+    refused name comes back as the form fragment with the error."""
+    project = selectors.project_for(user=request.user, slug=slug)
+    can_edit = role_allows(project.role, Action.EDIT)
+    form = DatasetCreateForm()
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied("Viewers cannot create datasets.")
+        form = DatasetCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                dataset = datasets.dataset_create(project=project, actor=request.user, **form.cleaned_data)
+            except DomainError as exc:
+                form.add_error("name" if "name" in exc.details else None, exc.message)
+            else:
+                messages.success(request, f"Created the dataset {dataset.name}. Upload its items here.")
+                url = reverse("dataset_detail", args=[project.slug, dataset.name])
+                return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+        if request.htmx:
+            return render(request, "experiments/partials/dataset-create.html", {"project": project, "form": form})
+    context = {"project": project, "can_edit": can_edit, "form": form, "datasets": selectors.dataset_list(project=project)}
+    return render(request, "experiments/datasets.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def dataset_page(request, slug: str, name: str):
+    """A dataset's items, 50 a page (for htmx only the items fragment). POST imports a file
+    (editors), all or nothing; for htmx the upload fragment with the outcome, and on success
+    the items from the page where the new ones start."""
+    project = selectors.project_for(user=request.user, slug=slug)
+    dataset = selectors.dataset_for(project=project, name=name)
+    context = {"project": project, "dataset": dataset, "can_edit": role_allows(project.role, Action.EDIT)}
+    if request.method == "GET":
+        context.update(_items_context(dataset, request.GET.get("page")), form=DatasetUploadForm())
+        template = "experiments/partials/dataset-items.html" if request.htmx else "experiments/dataset_detail.html"
+        return render(request, template, context)
+
+    if not context["can_edit"]:
+        raise PermissionDenied("Viewers cannot import dataset items.")
+    form = DatasetUploadForm(request.POST, request.FILES)
+    context["form"] = form
+    if form.is_valid():
+        replace = form.cleaned_data["replace"]
+        first_new = 0 if replace else selectors.dataset_items(dataset=dataset).count()
+        try:
+            imported = datasets.dataset_import(
+                dataset=dataset, actor=request.user, file=form.cleaned_data["file"], format=form.format,
+                mapping=form.cleaned_data["mapping"], replace=replace,
+            )  # fmt: skip
+        except DomainError as exc:
+            context.update(_import_error(exc))
+        else:
+            page = first_new // ITEMS_PER_PAGE + 1
+            url = reverse("dataset_detail", args=[project.slug, dataset.name]) + (f"?page={page}" if page > 1 else "")
+            outcome = f"Imported {imported} item{'s' * (imported != 1)}{' in place of the old ones' if replace else ''}."
+            if not request.htmx:
+                messages.success(request, outcome)
+                return redirect(url)
+            context.update(_items_context(dataset, page), form=DatasetUploadForm(), imported=outcome, oob=True)
+            response = render(request, "experiments/partials/dataset-upload.html", context)
+            response.write(render_to_string("experiments/partials/dataset-items.html", context, request))
+            return push_url(response, url)
+    if request.htmx:
+        return render(request, "experiments/partials/dataset-upload.html", context)
+    context.update(_items_context(dataset, request.GET.get("page")))
+    return render(request, "experiments/dataset_detail.html", context)
+
+
+def _import_error(exc: DomainError) -> dict:
+    """What the upload fragment shows of a refused import: a headline, and the file's problems."""
+    problems = exc.details.get("problems") or []
+    if not problems:
+        return {"import_error": exc.message}
+    count = f"{len(problems)} problem{'s' * (len(problems) != 1)}"
+    if len(problems) >= datasets.MAX_PROBLEMS:
+        count = f"stopped after {count}"
+    return {"import_error": f"Nothing was imported: {count}. Fix the file and upload it again.", "problems": problems}
+
+
+@require_GET
+@login_required
+def dataset_download(request, slug: str, name: str, format: str):
+    """The items as a CSV or JSONL attachment. The export is spooled to a temporary file and
+    sent from there: memory stays bounded and the database is read inside the request."""
+    project = selectors.project_for(user=request.user, slug=slug)
+    dataset = selectors.dataset_for(project=project, name=name)
+    if format not in datasets.FORMATS:
+        raise Http404("Download a dataset as csv or jsonl.")
+    spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # noqa: SIM115 (FileResponse closes it)
+    text = io.TextIOWrapper(spool, encoding="utf-8", newline="")  # newline="": the csv module ends its own lines
+    datasets.dataset_export(dataset=dataset, format=format, out=text)
+    text.flush()
+    text.detach()  # so the wrapper, when collected, does not close the file being sent
+    spool.seek(0)
+    filename = f"{project.slug}-{dataset.name}.{format}"
+    return FileResponse(spool, as_attachment=True, filename=filename, content_type=EXPORT_CONTENT_TYPES[format])

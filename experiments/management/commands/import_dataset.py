@@ -1,22 +1,19 @@
 import sys
-from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from experiments.datasets import FORMATS, TARGETS_HELP, dataset_create, dataset_import
+from experiments.datasets import FORMATS, TARGETS_HELP, dataset_create, dataset_import, format_from_name, mapping_from_lines
 from experiments.models import Dataset
 from prompts import selectors
 from promptlab.errors import DomainError
-
-EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 def format_for(path: str, given: str | None) -> str:
     """--format, or the one the file name's extension says."""
     if given:
         return given
-    format = EXTENSIONS.get(Path(path).suffix.lower())
+    format = format_from_name(path)
     if format is None:
         raise CommandError(f"Cannot tell the format of {path} from its name: pass --format csv or --format jsonl.")
     return format
@@ -43,12 +40,10 @@ class Command(BaseCommand):
         if file == "-" and not format:
             raise CommandError("Reading standard input needs --format csv or --format jsonl.")
         format = format_for(file, format)
-        columns = {}
-        for pair in mapping:
-            column, equals, target = pair.rpartition("=")
-            if not equals or not column:
-                raise CommandError(f"--map {pair!r}: write COLUMN=TARGET, where TARGET is {TARGETS_HELP}.")
-            columns[column] = target or None
+        try:
+            columns = mapping_from_lines(mapping)
+        except DomainError as exc:
+            raise CommandError(f"--map {exc.message}") from None
         try:
             stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 (closed below)
         except OSError as exc:

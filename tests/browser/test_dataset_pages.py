@@ -1,0 +1,76 @@
+"""In Chromium: from the projects page to a new dataset, import a CSV with a column mapping,
+page through the items with htmx (the address bar follows), and see a bad file's problems
+by row with nothing imported."""
+
+import os
+
+import pytest
+
+from experiments.models import Dataset
+from prompts.models import Role
+from tests.factories import MembershipFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_create_a_dataset_import_a_csv_with_a_mapping_and_page_through_it(page, tmp_path):
+    editor = MembershipFactory(role=Role.EDITOR, user__email="pm@example.com")
+    slug = editor.project.slug
+    good = tmp_path / "faq.csv"
+    good.write_text("question,answer,source,notes\n" + "".join(f"Question {n}?,Answer {n},web,note {n}\n" for n in range(1, 61)))
+    bad = tmp_path / "broken.csv"
+    bad.write_text("question,answer\nFine?,Yes\nToo,many,fields\n")
+
+    page.goto("/accounts/login/")
+    page.fill("input[name=login]", "pm@example.com")
+    page.fill("input[name=password]", "correct horse battery staple")
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/")
+    page.click(f"#project-list a[href='/projects/{slug}/datasets/']")
+
+    page.fill("#dataset-create input[name=name]", "two words")  # refused in place, nothing created
+    page.click("#dataset-create-button")
+    page.locator("#dataset-create .error").wait_for()
+    assert "letters, numbers, hyphens and underscores" in page.locator("#dataset-create .error").inner_text()
+    page.fill("#dataset-create input[name=name]", "faq")
+    page.fill("#dataset-create textarea[name=description]", "Common questions")
+    page.click("#dataset-create-button")
+    page.wait_for_url(f"**/projects/{slug}/datasets/faq/")
+    assert page.locator("#no-items").is_visible()
+
+    page.set_input_files("#dataset-upload input[name=file]", str(good))
+    page.fill("#dataset-upload textarea[name=mapping]", "question=vars.q\nanswer=expected\nsource=meta.source\nnotes=")
+    page.click("#dataset-upload-button")
+    page.locator("#dataset-upload .imported").wait_for()
+    assert page.locator("#dataset-upload .imported").inner_text() == "Imported 60 items."
+    items = page.locator("#dataset-items table.dataset-items tbody tr")
+    assert items.count() == 50
+    first = page.locator("#dataset-item-1")
+    assert first.locator(".vars").inner_text() == "q: Question 1?"
+    assert first.locator(".expected").inner_text() == "Answer 1"
+    assert first.locator(".metadata").inner_text() == "source: web"  # notes= ignored the column
+
+    page.click("#dataset-items .pagination a[rel=next]")
+    page.locator("#dataset-item-51").wait_for()
+    assert page.url.endswith(f"/projects/{slug}/datasets/faq/?page=2")  # pushed: back and bookmarks work
+    assert items.count() == 10 and page.locator("#dataset-items .item-range").inner_text() == "Items 51–60 of 60"
+    page.go_back()
+    page.locator("#dataset-item-1").wait_for()
+    assert page.url.endswith(f"/projects/{slug}/datasets/faq/")
+
+    page.set_input_files("#dataset-upload input[name=file]", str(bad))
+    page.click("#dataset-upload-button")
+    problems = page.locator("#dataset-upload table.import-problems tbody tr")
+    problems.first.wait_for()
+    assert problems.count() == 1
+    assert problems.first.locator(".problem-row").inner_text() == "2"
+    assert problems.first.locator(".problem-line").inner_text() == "3"
+    assert "3 fields but the header has 2" in problems.first.locator(".problem-text").inner_text()
+    assert "Nothing was imported" in page.locator("#dataset-upload .import-error").inner_text()
+    assert page.locator("#dataset-items .item-count").inner_text() == "60"
+    page.screenshot(path=os.environ.get("PROMPTLAB_SCREENSHOT", str(tmp_path / "datasets.png")), full_page=True)
+
+    dataset = Dataset.objects.get(project=editor.project, name="faq")
+    assert dataset.description == "Common questions" and dataset.items.count() == 60
+    item = dataset.items.get(row=60)
+    assert (item.vars, item.expected, item.metadata) == ({"q": "Question 60?"}, "Answer 60", {"source": "web"})
