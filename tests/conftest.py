@@ -167,3 +167,15 @@ def page(browser, live_server):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def sign_in(page, email: str, password: str = "correct horse battery staple") -> None:
+    """Sign in through the login form, as a person would (UserFactory's password by default)."""
+    page.goto("/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", password)
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/")
+
+
+ARTIFACTS = ROOT / "var" / "test-artifacts"  # screenshots the browser tests keep (var/ is not committed)
