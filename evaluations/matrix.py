@@ -2,6 +2,7 @@
 runs under that variant with their scores and ratings. Filters and the sort run in the
 database, and a page reads a fixed number of queries however large the experiment."""
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -138,16 +139,34 @@ def matrix_rows(*, experiment: Experiment, items: list[DatasetItem], variants: l
     for score in _current_scores(experiment, evaluators).filter(run__in=runs).values(
         "run_id", "evaluator_id", "status", "value", "passed", "reason"
     ):
-        badges[score["run_id"]].append({**score, "evaluator": names[score["evaluator_id"]]})
+        badges[score["run_id"]].append(_badge(score, names[score["evaluator_id"]]))
     ratings = defaultdict(list)
     for rating in HumanRating.objects.filter(run__in=runs).values("run_id", "user_id", "value"):
         ratings[rating["run_id"]].append(rating)
     cells = {(item.pk, variant.pk): Cell(variant) for item in items for variant in variants}
     for run in runs:
-        run.badges = sorted(badges[run.pk], key=lambda badge: badge["evaluator"])
+        run.badges = sorted(badges[run.pk], key=lambda badge: badge["label"])
         run.rating_summary = rating_summary(ratings[run.pk], user)
+        run.summary = _shorten(run.output, 140)
+        run.meta = " · ".join(
+            ([f"{run.latency_ms:.0f} ms"] if run.latency_ms is not None else []) + ([f"${run.cost_usd:.5f}"] if run.cost_usd is not None else [])
+        )  # fmt: skip
         cells[(run.item_id, run.variant_id)].runs.append(run)
+    for item in items:
+        item.shown_vars = [(name, _shorten(value if isinstance(value, str) else json.dumps(value), 80)) for name, value in item.vars.items()]
     return [Row(item, [cells[(item.pk, variant.pk)] for variant in variants]) for item in items]
+
+
+def _badge(score: dict, evaluator: str) -> dict:
+    """A score as the cell shows it (text prepared here: a page has hundreds of them)."""
+    if score["status"] == ScoreStatus.ERRORED:
+        return {"label": f"{evaluator} errored", "css": "errored", "reason": score["reason"]}
+    value = f" {score['value']:.2f}" if score["value"] is not None else ""
+    return {"label": f"{evaluator}{value}", "css": "pass" if score["passed"] else "fail", "reason": score["reason"]}
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def rating_summary(ratings: list[dict], user) -> dict:

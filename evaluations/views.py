@@ -7,6 +7,7 @@ import json
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from evaluations import comparison, matrix, selectors, services
@@ -30,7 +31,7 @@ def experiment_comparison(request, pk: int):
     sorted as the query string says. Statistics load in their own fragment (#stats-panel)."""
     experiment, variants, evaluators = _experiment(request, pk)
     context = {"experiment": experiment, "variants": variants, "evaluators": evaluators, "params": request.GET,
-               "scale": matrix.rating_scale(experiment=experiment),
+               "scale": matrix.rating_scale(experiment=experiment), "rate_base": _rate_base(experiment),
                "variant_ratings": _variant_ratings(experiment, variants)}  # fmt: skip
     try:
         query = matrix.matrix_query_from(request.GET, variants=variants, evaluators=evaluators)
@@ -40,6 +41,11 @@ def experiment_comparison(request, pk: int):
     context |= {"query": query, "page": page, "rows": rows, "querystring": _without_page(request.GET)}
     fragment = request.htmx and request.htmx.target == "matrix"
     return render(request, "evaluations/partials/matrix.html" if fragment else "evaluations/comparison.html", context)
+
+
+def _rate_base(experiment) -> str:
+    """The rating URLs of the experiment's runs, without the run: reversed once per page, not per cell."""
+    return reverse("run_rate", args=[experiment.pk, 0]).removesuffix("0/rating/")
 
 
 def _without_page(params) -> str:
@@ -90,7 +96,8 @@ def run_rate(request, pk: int, run_id: int):
     variant = next(variant for variant in variants if variant.pk == run.variant_id)
     item = DatasetItem.objects.get(pk=run.item_id)
     [row] = matrix.matrix_rows(experiment=experiment, items=[item], variants=[variant], evaluators=evaluators, user=request.user)
-    context = {"experiment": experiment, "row": row, "cell": row.cells[0], "scale": matrix.rating_scale(experiment=experiment), "error": error}
+    context = {"experiment": experiment, "row": row, "cell": row.cells[0], "scale": matrix.rating_scale(experiment=experiment),
+               "rate_base": _rate_base(experiment), "error": error}  # fmt: skip
     response = render(request, "evaluations/partials/matrix-cell.html", context)
     if not error:
         response["HX-Trigger"] = "ratings-changed"
