@@ -150,37 +150,51 @@ class Forecast:
     prompt_tokens: int
     completion_tokens: int
     usd: Decimal | None  # None when a model's price is unknown
+    sampled: int | None = None  # when set, tokens were counted on this many items and scaled up
+
+
+FORECAST_SAMPLE = 500  # items whose prompts are rendered and counted; a larger dataset is scaled up
 
 
 def experiment_forecast(experiment: Experiment) -> Forecast:
-    """Calls and estimated cost: prompt tokens counted on the rendered messages with
-    LiteLLM's token counter; completion tokens from earlier runs of the same prompt version
-    when there are some, else max_tokens (or 256)."""
+    return variants_forecast(
+        dataset=experiment.dataset, variants=list(experiment.variants.select_related("prompt", "endpoint")), repeats=experiment.repeats
+    )
+
+
+def variants_forecast(*, dataset: Dataset, variants: list[Variant], repeats: int) -> Forecast:
+    """Calls and estimated cost of running the variants (saved or not) over the dataset:
+    prompt tokens counted on the rendered messages with LiteLLM's token counter (on the first
+    FORECAST_SAMPLE items, scaled up for a larger dataset); completion tokens from earlier
+    runs of the same prompt version when there are some, else max_tokens (or 256)."""
     from django.db.models import Avg
 
+    total = dataset.items.count()
+    sample = list(dataset.items.order_by("row").values_list("vars", flat=True)[:FORECAST_SAMPLE])
+    scale = total / len(sample) if sample else 0
     calls = prompt_total = completion_total = 0
     usd = Decimal(0)
-    for item in [_resolve(variant) for variant in experiment.variants.select_related("prompt", "endpoint")]:
+    for item in [_resolve(variant) for variant in variants]:
         earlier = Run.objects.filter(
             variant__prompt=item.variant.prompt, variant__version=item.record.version, status=RunStatus.DONE
         ).aggregate(avg=Avg("completion_tokens"))["avg"]
         per_call = round(earlier) if earlier is not None else item.params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
         prices = catalog.prices_per_token(item.endpoint)
-        for values in experiment.dataset.items.values_list("vars", flat=True).iterator(chunk_size=2000):
+        renderable = tokens = 0
+        for values in sample:
             try:
                 rendered = render_version(item.record, values)
             except DomainError:
                 continue  # experiment_start reports such items by row
-            messages = rendered.messages or [{"role": "user", "content": rendered.text}]
-            tokens = _prompt_tokens(item.endpoint, messages) * experiment.repeats
-            calls += experiment.repeats
-            prompt_total += tokens
-            completion_total += per_call * experiment.repeats
-            if prices is None or usd is None:
-                usd = None
-            else:
-                usd += prices[0] * tokens + prices[1] * per_call * experiment.repeats
-    return Forecast(calls=calls, prompt_tokens=prompt_total, completion_tokens=completion_total, usd=usd)
+            renderable += 1
+            tokens += _prompt_tokens(item.endpoint, rendered.messages or [{"role": "user", "content": rendered.text}])
+        variant_calls, variant_tokens = round(renderable * scale) * repeats, round(tokens * scale) * repeats
+        calls += variant_calls
+        prompt_total += variant_tokens
+        completion_total += per_call * variant_calls
+        usd = None if prices is None or usd is None else usd + prices[0] * variant_tokens + prices[1] * per_call * variant_calls
+    return Forecast(calls=calls, prompt_tokens=prompt_total, completion_tokens=completion_total, usd=usd,
+                    sampled=len(sample) if total > len(sample) else None)  # fmt: skip
 
 
 # --- The runner -------------------------------------------------------------------------

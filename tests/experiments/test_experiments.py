@@ -227,3 +227,15 @@ def test_an_unexpected_error_fails_the_run_instead_of_stranding_it(setup, monkey
     counts = services.experiment_counts(experiment)
     assert counts["failed"] == 10 and counts["running"] == 0
     assert experiment.runs.first().error == "internal error: ZeroDivisionError: division by zero"
+
+
+def test_a_large_dataset_is_forecast_from_a_sample_scaled_up(setup, llm_server, monkeypatch):
+    experiment = make(setup)
+    exact = services.experiment_forecast(experiment)
+    monkeypatch.setattr(services, "FORECAST_SAMPLE", 2)
+
+    sampled = services.experiment_forecast(experiment)
+
+    assert exact.sampled is None and sampled.sampled == 2
+    assert sampled.calls == exact.calls == 10
+    assert sampled.prompt_tokens == pytest.approx(exact.prompt_tokens, rel=0.2)
