@@ -1,7 +1,7 @@
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from experiments.models import Dataset, DatasetItem, Experiment
+from experiments.models import Dataset, DatasetItem, Experiment, RunStatus
 from prompts import selectors as prompt_selectors
 from prompts.models import Project
 
@@ -30,3 +30,12 @@ def dataset_for(*, project: Project, name: str) -> Dataset:
 def dataset_items(*, dataset: Dataset) -> QuerySet[DatasetItem]:
     """The dataset's items in row order, as the items page lists them."""
     return dataset.items.order_by("row")
+
+
+def experiment_list(*, project: Project) -> QuerySet[Experiment]:
+    """The project's experiments, newest first, each with `run_count` and `finished_count`."""
+    finished = Q(runs__status__in=[RunStatus.DONE, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.CANCELLED])
+    return (
+        Experiment.objects.filter(project=project).select_related("dataset")
+        .annotate(run_count=Count("runs"), finished_count=Count("runs", filter=finished)).order_by("-created_at")
+    )  # fmt: skip
