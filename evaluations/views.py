@@ -18,6 +18,7 @@ from experiments import selectors as experiment_selectors
 from experiments import services as experiments
 from experiments.models import DatasetItem, Run, Variant
 from prompts import diff
+from prompts import selectors as prompt_selectors
 from prompts.access import Action, role_allows
 from promptlab.errors import DomainError, Invalid
 
@@ -26,7 +27,7 @@ from promptlab.errors import DomainError, Invalid
 @login_required
 def experiments_page(request, slug: str):
     """The project's experiments with their progress, and a way to start a new one for editors."""
-    project = experiment_selectors.project_for(user=request.user, slug=slug)
+    project = prompt_selectors.project_for(user=request.user, slug=slug)
     context = {"project": project, "experiments": experiment_selectors.experiment_list(project=project),
                "can_edit": role_allows(project.role, Action.EDIT)}  # fmt: skip
     return render(request, "evaluations/experiments.html", context)
@@ -86,7 +87,7 @@ def experiment_forecast(request, slug: str):
 
 
 def _editable_project(request, slug: str):
-    project = experiment_selectors.project_for(user=request.user, slug=slug)
+    project = prompt_selectors.project_for(user=request.user, slug=slug)
     if not role_allows(project.role, Action.EDIT):
         raise PermissionDenied("Creating experiments needs the editor role.")
     return project

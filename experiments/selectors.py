@@ -12,11 +12,6 @@ def experiment_for(*, user, pk: int) -> Experiment:
     return get_object_or_404(Experiment.objects.select_related("project", "dataset"), pk=pk, project__in=visible)
 
 
-def project_for(*, user, slug: str) -> Project:
-    """The project by slug if the user may see it, annotated with their `role`, else 404."""
-    return get_object_or_404(prompt_selectors.project_list_for(user=user), slug=slug)
-
-
 def dataset_list(*, project: Project) -> QuerySet[Dataset]:
     """The project's datasets by name, each annotated with `item_count`."""
     return Dataset.objects.filter(project=project).annotate(item_count=Count("items")).order_by("name")

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -124,11 +124,6 @@ def _variable_field(variable) -> VariableField:
     return VariableField(variable=variable, required=variable.required, label=variable.name, help_text=help_text, widget=widget)
 
 
-def _playground_project(request, slug: str):
-    """The project by slug if the user is a member (annotated with their `role`), else 404."""
-    return get_object_or_404(prompt_selectors.project_list_for(user=request.user), slug=slug)
-
-
 def _playground_context(project, *, prompt_id=None, version=None, batch=None, data=None) -> dict:
     """What the page and its fragments show: the picked prompt and version, the run form
     (bound to `data`, or filled in from `batch`), and the batch's results."""
@@ -177,7 +172,7 @@ def _results_context(project, batch, calls) -> dict:
 def playground_page(request, slug: str):
     """The playground. GET: the page, or for htmx the form of another prompt or version.
     POST: run the form; for htmx the results fragment, which polls until every call is in."""
-    project = _playground_project(request, slug)
+    project = prompt_selectors.project_for(user=request.user, slug=slug)
     if request.method == "GET":
         context = _playground_context(
             project, prompt_id=request.GET.get("prompt"), version=request.GET.get("version"),
@@ -226,7 +221,7 @@ def _uuid_or_404(value):
 @login_required
 def playground_results(request, slug: str, batch: uuid.UUID):
     """One batch's results: for htmx the fragment that polls, else the playground showing it."""
-    project = _playground_project(request, slug)
+    project = prompt_selectors.project_for(user=request.user, slug=slug)
     if not request.htmx:
         return redirect(f"{reverse('playground', args=[project.slug])}?batch={batch}")
     calls = playground.playground_calls(project=project, batch=batch)
@@ -240,7 +235,7 @@ def playground_results(request, slug: str, batch: uuid.UUID):
 @login_required
 def playground_save(request, slug: str, pk: int):
     """Save one call's variables and answer as the next item of a dataset of the project."""
-    project = _playground_project(request, slug)
+    project = prompt_selectors.project_for(user=request.user, slug=slug)
     if not role_allows(project.role, Action.EDIT):
         raise PermissionDenied("Viewers cannot save dataset items.")
     call = playground.playground_call_get(project=project, pk=pk)
@@ -332,7 +327,7 @@ def _items_context(dataset, page_number) -> dict:
 def datasets_page(request, slug: str):
     """The project's datasets. POST creates one (editors) and goes to its page; for htmx a
     refused name comes back as the form fragment with the error."""
-    project = selectors.project_for(user=request.user, slug=slug)
+    project = prompt_selectors.project_for(user=request.user, slug=slug)
     can_edit = role_allows(project.role, Action.EDIT)
     form = DatasetCreateForm()
     if request.method == "POST":
@@ -360,7 +355,7 @@ def dataset_page(request, slug: str, name: str):
     """A dataset's items, 50 a page (for htmx only the items fragment). POST imports a file
     (editors), all or nothing; for htmx the upload fragment with the outcome, and on success
     the items from the page where the new ones start."""
-    project = selectors.project_for(user=request.user, slug=slug)
+    project = prompt_selectors.project_for(user=request.user, slug=slug)
     dataset = selectors.dataset_for(project=project, name=name)
     context = {"project": project, "dataset": dataset, "can_edit": role_allows(project.role, Action.EDIT)}
     if request.method == "GET":
@@ -415,7 +410,7 @@ def _import_error(exc: DomainError) -> dict:
 def dataset_download(request, slug: str, name: str, format: str):
     """The items as a CSV or JSONL attachment. The export is spooled to a temporary file and
     sent from there: memory stays bounded and the database is read inside the request."""
-    project = selectors.project_for(user=request.user, slug=slug)
+    project = prompt_selectors.project_for(user=request.user, slug=slug)
     dataset = selectors.dataset_for(project=project, name=name)
     if format not in datasets.FORMATS:
         raise Http404("Download a dataset as csv or jsonl.")
