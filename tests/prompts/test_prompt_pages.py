@@ -89,7 +89,7 @@ def test_the_home_page_links_each_project_to_its_prompts_and_keeps_its_other_pag
 
     hrefs = [a["href"] for a in page.select("#project-list a")]
     slug = lab.project.slug
-    assert hrefs == [f"/projects/{slug}/prompts/", f"/projects/{slug}/playground/", f"/projects/{slug}/datasets/"]
+    assert hrefs == [f"/projects/{slug}/{page}/" for page in ("prompts", "playground", "datasets", "experiments")]
 
 
 def test_the_switcher_reads_one_query_however_many_projects(lab, client):
