@@ -8,6 +8,7 @@ import pytest
 
 from experiments.models import Dataset
 from prompts.models import Role
+from tests.conftest import sign_in
 from tests.factories import MembershipFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,11 +22,7 @@ def test_create_a_dataset_import_a_csv_with_a_mapping_and_page_through_it(page, 
     bad = tmp_path / "broken.csv"
     bad.write_text("question,answer\nFine?,Yes\nToo,many,fields\n")
 
-    page.goto("/accounts/login/")
-    page.fill("input[name=login]", "pm@example.com")
-    page.fill("input[name=password]", "correct horse battery staple")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/")
+    sign_in(page, "pm@example.com")
     page.click(f"#project-list a[href='/projects/{slug}/datasets/']")
 
     page.fill("#dataset-create input[name=name]", "two words")  # refused in place, nothing created

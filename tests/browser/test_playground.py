@@ -8,7 +8,7 @@ import pytest
 from experiments.models import DatasetItem, PlaygroundCall
 from prompts import services
 from prompts.models import Role
-from tests.conftest import start_worker, stop
+from tests.conftest import sign_in, start_worker, stop
 from tests.factories import DatasetFactory, MembershipFactory, ModelEndpointFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -25,11 +25,7 @@ def test_run_a_prompt_on_two_models_and_save_an_answer(page, endpoint, llm_serve
     # Started here, after the endpoint fixture has put the model's key in the environment.
     worker = start_worker(name="playground")
     try:
-        page.goto("/accounts/login/")
-        page.fill("input[name=login]", "pm@example.com")
-        page.fill("input[name=password]", "correct horse battery staple")
-        page.click("form button[type=submit]")
-        page.wait_for_url("**/")
+        sign_in(page, "pm@example.com")
         page.click(f"#project-list a[href='/projects/{editor.project.slug}/playground/']")
 
         page.fill("textarea[name=var_name]", "Ada")

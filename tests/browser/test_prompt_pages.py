@@ -7,6 +7,7 @@ import pytest
 
 from prompts import services
 from prompts.models import Role
+from tests.conftest import sign_in
 from tests.factories import MembershipFactory, ModelEndpointFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,11 +28,7 @@ def test_open_a_prompt_compare_two_versions_and_preview_one(page, tmp_path):
     services.label_move(prompt=prompt, actor=editor, label="staging", version=2)
     slug = viewer.project.slug
 
-    page.goto("/accounts/login/")
-    page.fill("input[name=login]", "reader@example.com")
-    page.fill("input[name=password]", "correct horse battery staple")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/")
+    sign_in(page, "reader@example.com")
     page.click(f"#project-list a[href='/projects/{slug}/prompts/']")
     page.fill("#prompt-filters input[name=q]", "gre")  # filters as you type
     page.wait_for_url("**/prompts/?q=gre*")
@@ -63,6 +60,7 @@ def test_open_a_prompt_compare_two_versions_and_preview_one(page, tmp_path):
     page.click("#preview-button")
     page.locator("#preview-text").wait_for()
     assert page.locator("#preview-text").inner_text() == "Hi Ada, order 42 ships."
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")  # the swap is over
 
     page.select_option("#preview-form select[name=version]", "2")  # the form follows the version
     page.locator("#preview-button", has_text="Render version 2").wait_for()

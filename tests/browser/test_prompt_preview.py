@@ -6,6 +6,7 @@ import pytest
 
 from prompts import services
 from prompts.models import Role
+from tests.conftest import sign_in
 from tests.factories import MembershipFactory, ModelEndpointFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,11 +19,7 @@ def test_sign_in_edit_and_preview_a_prompt(page, tmp_path):
         project=editor.project, actor=editor.user, name="greet", message="First", template="Hello {{ name }}!", endpoint=model
     )
 
-    page.goto("/accounts/login/")
-    page.fill("input[name=login]", "pm@example.com")
-    page.fill("input[name=password]", "correct horse battery staple")
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/")
+    sign_in(page, "pm@example.com")
     assert page.locator("#project-list").inner_text().count(editor.project.name) == 1
 
     page.goto(f"/admin/prompts/prompt/{prompt.pk}/change/")
