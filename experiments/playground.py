@@ -82,20 +82,13 @@ def playground_call_execute(*, call_id: int) -> PlaygroundCall | None:
     try:
         result = gateway.complete(endpoint=call.endpoint, messages=call.messages, params=call.params)
     except GatewayError as exc:  # the gateway has retried what could clear up, and waited on busy endpoints
-        details = exc.details
-        billed = {field: details[field] for field in ("prompt_tokens", "completion_tokens", "output") if field in details}
-        return _finish(call, PlaygroundCallStatus.FAILED, error=exc.message, error_kind=exc.kind,
-                       attempts=details.get("attempts", 1), cost_usd=details.get("cost"), **billed)  # fmt: skip
+        return _finish(call, PlaygroundCallStatus.FAILED, **gateway.failure_fields(exc))
     except DomainError as exc:  # the endpoint was disabled or lost its key since the run was asked for
         return _finish(call, PlaygroundCallStatus.FAILED, error=exc.message, error_kind=exc.code)
     except Exception as exc:  # a bug must not leave the page waiting on a call that will never finish
         logger.exception("experiments.playground_call_crashed", call_id=call_id)
         return _finish(call, PlaygroundCallStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", error_kind="internal")
-    return _finish(
-        call, PlaygroundCallStatus.DONE, output=result.text, finish_reason=result.finish_reason,
-        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens, cost_usd=result.cost,
-        latency_ms=result.latency_ms, attempts=result.attempts, cached=result.cached,
-    )  # fmt: skip
+    return _finish(call, PlaygroundCallStatus.DONE, **gateway.answer_fields(result))
 
 
 def _finish(call: PlaygroundCall, status: str, **fields) -> PlaygroundCall:

@@ -247,15 +247,8 @@ def run_execute(*, run: Run, versions: dict | None = None) -> Run:
         time.sleep(min(exc.retry_after or 1.0, 5.0))
         return run
     except GatewayError as exc:
-        billed = {field: exc.details[field] for field in ("prompt_tokens", "completion_tokens") if field in exc.details}
-        return _finish(run, RunStatus.FAILED, messages=messages, error=exc.message, error_kind=exc.kind,
-                       attempts=exc.details.get("attempts", 1), cost_usd=exc.details.get("cost"),
-                       output=exc.details.get("output", ""), **billed)  # fmt: skip
-    return _finish(
-        run, RunStatus.DONE, messages=messages, output=result.text, finish_reason=result.finish_reason,
-        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens, cost_usd=result.cost,
-        latency_ms=result.latency_ms, attempts=result.attempts, cached=result.cached,
-    )  # fmt: skip
+        return _finish(run, RunStatus.FAILED, messages=messages, **{"output": "", **gateway.failure_fields(exc)})
+    return _finish(run, RunStatus.DONE, messages=messages, **gateway.answer_fields(result))
 
 
 def _estimate_cost(endpoint, messages, params) -> Decimal:

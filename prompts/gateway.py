@@ -48,6 +48,22 @@ class Completion:
     data: Any = None  # the parsed JSON when a JSON response_format was asked for
 
 
+def answer_fields(result: Completion) -> dict:
+    """What a call's row keeps of an answer: experiment runs, playground and API calls alike."""
+    return {
+        "output": result.text, "finish_reason": result.finish_reason, "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens, "cost_usd": result.cost, "latency_ms": result.latency_ms,
+        "attempts": result.attempts, "cached": result.cached,
+    }  # fmt: skip
+
+
+def failure_fields(exc: "GatewayError") -> dict:
+    """What a call's row keeps of a failed call: the provider's message and kind, the
+    attempts, and whatever was billed for an answer that came back unusable."""
+    billed = {field: exc.details[field] for field in ("prompt_tokens", "completion_tokens", "output") if field in exc.details}
+    return {"error": exc.message, "error_kind": exc.kind, "attempts": exc.details.get("attempts", 1), "cost_usd": exc.details.get("cost"), **billed}
+
+
 @dataclass(frozen=True)
 class Embeddings:
     vectors: list[list[float]]
