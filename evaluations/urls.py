@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from evaluations import views
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("experiments/<int:pk>/runs/<int:run_id>/rating/", views.run_rate, name="run_rate"),
     path("experiments/<int:pk>/items/<int:item_id>/diff/", views.item_diff, name="item_diff"),
     path("experiments/<int:pk>/export.<str:format>", views.experiment_export, name="experiment_export"),
+    path("", include("evaluations.promptfoo.urls")),
 ]

@@ -337,8 +337,12 @@ def includes_of(tree, where: str) -> list[str]:
     return names
 
 
-def variables_of(tree) -> set[str]:
-    return meta.find_undeclared_variables(tree)
+def variables_of(tree, where: str) -> set[str]:
+    """The variables the template reads; RenderError for what only compiling finds (an unknown filter or test)."""
+    try:
+        return meta.find_undeclared_variables(tree)
+    except TemplateSyntaxError as exc:
+        raise RenderError(f"{where}, line {exc.lineno}: {exc.message}", details={"where": where, "line": exc.lineno}) from None
 
 
 def resolve_include(project_id: int, reference: str):

@@ -45,7 +45,7 @@ def template_variables(prompt) -> set[str]:
     used = set(prompt.placeholders())
     for where, source in prompt.parts():
         tree = rendering.parse(source, where)
-        used |= rendering.variables_of(tree)
+        used |= rendering.variables_of(tree, where)
         used |= _check_includes(prompt, rendering.includes_of(tree, where), depth=1, path=[prompt.name])
     return used
 
@@ -87,8 +87,9 @@ def _check_includes(prompt, names: list[str], *, depth: int, path: list[str]) ->
             version = rendering.resolve_include(prompt.project_id, reference)
         except rendering.TemplateNotFound:
             raise Invalid(f"The included prompt {reference!r} does not exist in this project.") from None
-        tree = rendering.parse(version.source_text(), f"Included prompt {reference}")
-        used |= rendering.variables_of(tree)
+        where = f"Included prompt {reference}"
+        tree = rendering.parse(version.source_text(), where)
+        used |= rendering.variables_of(tree, where)
         used |= _check_includes(prompt, rendering.includes_of(tree, reference), depth=depth + 1, path=[*path, target])
     return used
 

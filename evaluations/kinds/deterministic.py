@@ -444,3 +444,87 @@ KINDS = {
         Check("is_refusal", "The model declined to answer (or answered nothing).", _is_refusal, optional=()),
     ]
 }  # fmt: skip
+
+
+# --- contains_json (appended for promptfoo's contains-json) -------------------------------------
+
+# How many "{" are tried as the start of an object, and how many of those as a YAML flow mapping
+# of at most YAML_SCAN_CHARS: an output full of braces that are not JSON must stay cheap to score.
+JSON_SCAN_STARTS = 1_000
+YAML_SCAN_TRIES = 20
+YAML_SCAN_CHARS = 10_000
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_not_json)  # NaN and Infinity are not JSON, as in JSON.parse
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    """The index just past the "}" that closes the "{" at `start` (braces inside double-quoted
+    strings do not count), or None."""
+    depth, quoted, escaped = 0, False, False
+    for index in range(start, min(len(text), start + YAML_SCAN_CHARS)):
+        char = text[index]
+        if quoted:
+            escaped, quoted = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            quoted = True
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    return None
+
+
+def json_objects_in(text: str) -> list[dict]:
+    """The objects written in the text, in order, as promptfoo's contains-json finds them: a
+    "{" that starts JSON, or a YAML flow mapping such as {name: x}, which its parser also reads."""
+    found, start, tried, yaml_tries = [], text.find("{"), 0, 0
+    while start != -1 and tried < JSON_SCAN_STARTS:
+        tried += 1
+        value, end = None, None
+        try:
+            value, end = _STRICT_DECODER.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            yaml_tries += 1
+            end = _balanced_end(text, start) if yaml_tries <= YAML_SCAN_TRIES else None
+            if end is not None:
+                try:
+                    value = yaml.safe_load(text[start:end])
+                except (yaml.YAMLError, RecursionError):
+                    value = None
+        if isinstance(value, dict):
+            found.append(value)
+            start = text.find("{", end)
+        else:
+            start = text.find("{", start + 1)
+    return found
+
+
+def _contains_json(run: RunContext, config: dict) -> Result:
+    objects = json_objects_in(run.output)
+    if not objects:
+        return _verdict(False, "", "Expected the output to contain a JSON object.")
+    if "schema" not in config:
+        return _verdict(True, f"The output contains {len(objects)} JSON object{'s' * (len(objects) != 1)}.", "")
+    schema = config["schema"]
+    validator = validators.validator_for(schema, default=Draft202012Validator)(schema)
+    first_error = None
+    for data in objects:
+        errors = sorted(validator.iter_errors(data), key=str)
+        if not errors:
+            return _verdict(True, "The output contains a JSON object that matches the schema.", "")
+        first_error = first_error or errors[0]
+    where = "/".join(map(str, first_error.absolute_path)) or "(root)"
+    return _verdict(False, "", f"No JSON object in the output matches the schema; the first fails at {where}: {first_error.message}")
+
+
+KINDS["contains_json"] = Check(
+    "contains_json", 'The output contains a JSON object somewhere (one that matches "schema" when given).', _contains_json,
+    optional=("schema",), normalize=_schema_config,
+)  # fmt: skip

@@ -16,6 +16,8 @@ SCHEMA = {"type": "object", "required": ["name"], "properties": {"name": {"type"
 
 # (kind, config, output, run fields, passes)
 CASES = [
+    ("contains_json", {}, 'Order: {"id": 7}', {}, True),
+    ("contains_json", {"schema": {"type": "object", "required": ["status"]}}, '{"id": 7}', {}, False),
     # equals: exact, untrimmed, case-sensitive; an object value compares the output as JSON
     ("equals", {"value": "Paris"}, "Paris", {}, True),
     ("equals", {"value": "Paris"}, "Paris\n", {}, False),

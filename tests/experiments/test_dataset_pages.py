@@ -16,7 +16,7 @@ from experiments import datasets
 from experiments.models import Dataset, DatasetItem
 from prompts.models import Role
 from promptlab.errors import Invalid
-from tests.factories import DatasetFactory, DatasetItemFactory, MembershipFactory, ProjectFactory, RunFactory
+from tests.factories import DatasetFactory, DatasetItemFactory, MembershipFactory, RunFactory
 from tests.prompts.test_pages import Elements
 
 pytestmark = pytest.mark.django_db

@@ -180,3 +180,10 @@ def test_an_update_from_an_old_base_version_is_refused(editor, model):
     with pytest.raises(Invalid, match="Version 2 was saved after version 1"):
         services.prompt_update(prompt=prompt, actor=editor.user, message="stale", base_version=1, template="Stale")
     assert Prompt.objects.get(pk=prompt.pk).template == "Newer"
+
+
+def test_an_unknown_filter_is_refused_with_its_line_and_nothing_saved(endpoint):
+    owner = MembershipFactory(role=Role.OWNER)
+    with pytest.raises(Invalid, match="line 2: No filter named 'dump'"):
+        services.prompt_create(project=owner.project, actor=owner.user, name="p", message="v1", template="Hi\n{{ x | dump }}", endpoint=endpoint)
+    assert not Prompt.objects.exists()
