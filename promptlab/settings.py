@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "simple_history",
     "promptlab",
@@ -152,6 +154,7 @@ CELERY_TASK_QUEUES = [Queue("default"), Queue("llm")]
 CELERY_TASK_ROUTES = {"experiments.drain": {"queue": "llm"}, "experiments.playground_call": {"queue": "llm"}}
 # Judges and embedding evaluators call models.
 CELERY_TASK_ROUTES |= {"evaluations.score_run": {"queue": "llm"}, "evaluations.score_runs": {"queue": "llm"}}
+CELERY_TASK_ROUTES |= {"prompts.invoke": {"queue": "llm"}}
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, never in the broker
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -175,6 +178,45 @@ EXPERIMENT_RUN_LEASE_SECONDS = env("EXPERIMENT_RUN_LEASE_SECONDS", 600, cast=int
 PROMPT_RENDER_MAX_CHARS = env("PROMPT_RENDER_MAX_CHARS", 200_000, cast=int)
 PROMPT_RENDER_MAX_ITEMS = env("PROMPT_RENDER_MAX_ITEMS", 10_000, cast=int)
 PROMPT_RENDER_TIMEOUT_SECONDS = env("PROMPT_RENDER_TIMEOUT_SECONDS", 2.0, cast=float)
+
+# --- REST API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "prompts.api_keys.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browser; enforces CSRF
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["prompts.api_keys.KeyRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "promptlab.api.ApiSchema",
+    "EXCEPTION_HANDLER": "promptlab.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "promptlab API",
+    "DESCRIPTION": "Fetch, render and invoke prompts; manage versions, labels, datasets and experiments. "
+    "Authenticate with `Authorization: Bearer <project API key>`. Errors: "
+    '`{"error": {"code", "message", "details"}}`.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files, never a CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "experiments.models.RunStatus",
+        "ExperimentStatusEnum": "experiments.models.ExperimentStatus",
+        "CallStatusEnum": "prompts.models.PromptCallStatus",
+    },
+}
+# Requests per minute per API key (or signed-in user), shared by all web processes; 0: no limit.
+API_RATE_LIMIT_PER_MINUTE = env("API_RATE_LIMIT_PER_MINUTE", 600, cast=int)
+# How long a resolved prompt stays cached (saves and label moves invalidate it at once).
+PROMPT_CACHE_SECONDS = env("PROMPT_CACHE_SECONDS", 300, cast=int)
+# The longest an invoke request waits for its call (then 504 with the call id); keep it
+# below the web server's timeout (GUNICORN_TIMEOUT).
+API_INVOKE_MAX_WAIT_SECONDS = env("API_INVOKE_MAX_WAIT_SECONDS", 50.0, cast=float)
+API_INVOKE_WAIT_MARGIN_SECONDS = 5.0  # beyond the model's timeout: queueing and recording
 
 # --- Accounts -------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from promptlab import health
+from promptlab import api, health
 
 admin.site.site_header = "promptlab admin"
 admin.site.site_title = "promptlab"
@@ -11,7 +12,13 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("api/v1/", include(api.api_urlpatterns())),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("evaluations.urls")),
     path("", include("experiments.urls")),
     path("", include("prompts.urls")),
 ]
+
+handler404 = "promptlab.api.page_not_found"
+handler500 = "promptlab.api.server_error"

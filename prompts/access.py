@@ -1,7 +1,9 @@
 """Who may do what in a project: the one policy every service, view and admin page asks.
 
 Roles are ranked viewer < editor < admin < owner; an action needs a minimum role.
-Superusers act as owners everywhere.
+Superusers act as owners everywhere. A user marked with an `api_key` (the actor of a
+request made with a project API key, see prompts.api_keys) has its role in the key's
+project only, and none once its creator is gone.
 """
 
 from enum import StrEnum
@@ -36,6 +38,9 @@ def role_allows(role: Role | str | None, action: Action) -> bool:
 def role_of(user: AbstractBaseUser, project: Project) -> Role | None:
     """The user's role in the project, or None when they are not a member."""
     if not user.is_authenticated or not user.is_active:
+        return None
+    key = getattr(user, "api_key", None)
+    if key is not None and (key.project_id != project.pk or user.pk is None):
         return None
     if user.is_superuser:
         return Role.OWNER

@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, validate_slug
@@ -233,3 +235,120 @@ def _versions_are_immutable(sender, instance, **kwargs):
     """A saved version is history: changing one would rewrite what shipped."""
     if not instance._state.adding:
         raise ValidationError("Prompt versions are immutable; save a new version instead (revert does).")
+
+
+class ApiKeyScope(models.TextChoices):
+    """What an API key may call; the creator's role still decides every write."""
+
+    READ = "read", "Read prompts, datasets and experiments"
+    RENDER = "render", "Render prompts"
+    INVOKE = "invoke", "Invoke prompts and report feedback"
+    WRITE = "write", "Create versions, move labels, edit datasets"
+    RUN = "run", "Create and run experiments"
+
+
+class ApiKey(models.Model):
+    """A project's key for the REST API. Only a hash of the secret is kept; `prefix` is the
+    visible part that names the key in lists and logs."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200, help_text="What uses the key, e.g. support-bot production.")
+    prefix = models.CharField(max_length=32, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)  # sha256 hex of the whole key
+    scopes = models.JSONField(default=list)
+    # The key acts with its creator's role in its project; a key of the operator's CLI
+    # (`operator`) acts as the operator there. A key whose creator is deleted has no role.
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    operator = models.BooleanField(default=False, editable=False, help_text="Made by the operator's create_api_key command.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["project", "-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class PromptCallStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class PromptCall(models.Model):
+    """One call through the serving API's invoke: production traffic, logged for analytics.
+    The web process records it; a worker makes the model call and fills in the result."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompt_calls")
+    # Kept when the prompt is deleted: the log outlives it.
+    prompt = models.ForeignKey(Prompt, null=True, on_delete=models.SET_NULL, related_name="calls")
+    prompt_name = models.SlugField(max_length=100)
+    version = models.PositiveIntegerField()
+    label = models.SlugField(max_length=50, blank=True, help_text="The label asked for, if any.")
+    endpoint = models.ForeignKey(ModelEndpoint, null=True, on_delete=models.SET_NULL, related_name="prompt_calls")
+    model = models.CharField(max_length=200, help_text="The LiteLLM model string at the time of the call.")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    vars = models.JSONField(default=dict, blank=True)
+    messages = models.JSONField(default=list, blank=True, help_text="The rendered messages sent.")
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=PromptCallStatus.choices, default=PromptCallStatus.PENDING)
+    output = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cached = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=32, blank=True)  # the domain error's code, e.g. llm_unavailable
+    error_kind = models.CharField(max_length=32, blank=True)  # what happened, e.g. rate_limit, timeout
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="prompt_call_project_created")]
+
+    def __str__(self):
+        return f"call {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (PromptCallStatus.DONE, PromptCallStatus.FAILED)
+
+
+class CallFeedback(models.Model):
+    """What a production user thought of a call's answer: thumbs, a score, a comment, or several."""
+
+    call = models.ForeignKey(PromptCall, on_delete=models.CASCADE, related_name="feedback")
+    thumbs = models.SmallIntegerField(null=True, blank=True, choices=[(1, "up"), (-1, "down")])
+    score = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)])
+    comment = models.TextField(blank=True)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["call", "created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(thumbs__isnull=False) | models.Q(score__isnull=False) | ~models.Q(comment=""),
+                name="call_feedback_not_empty",
+            ),
+            models.CheckConstraint(condition=models.Q(thumbs__in=[1, -1]) | models.Q(thumbs__isnull=True), name="call_feedback_thumbs_valid"),
+        ]
+
+    def __str__(self):
+        return f"feedback on {self.call_id}"

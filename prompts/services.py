@@ -11,9 +11,10 @@ from django.urls import reverse
 
 from prompts import selectors, signals
 from prompts.access import Action, authorize
-from prompts.models import Label, LabelMove, Membership, ModelEndpoint, Project, Prompt, Role
+from prompts.models import CallFeedback, Label, LabelMove, Membership, ModelEndpoint, Project, Prompt, PromptCall, PromptCallStatus, Role
+from prompts.serving import prompt_cache_invalidate
 from prompts.validation import validate_prompt
-from promptlab.errors import Forbidden, Invalid, validated
+from promptlab.errors import DomainError, Forbidden, Invalid, validated
 
 logger = structlog.get_logger(__name__)
 
@@ -226,6 +227,7 @@ def prompt_delete(*, prompt: Prompt, actor) -> None:
     logger.info("prompts.prompt_deleted", prompt_id=prompt.pk, name=prompt.name)
     prompt._history_user = actor
     prompt.delete()
+    prompt_cache_invalidate(project_id=prompt.project_id, name=prompt.name)
 
 
 @transaction.atomic
@@ -251,6 +253,7 @@ def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str 
     )  # fmt: skip
     message = " ".join([message.strip(), *(note for _, note in notes if note)]).strip()
     moved, _ = Label.objects.update_or_create(prompt=prompt, name=label, defaults={"version": version})
+    prompt_cache_invalidate(project_id=prompt.project_id, name=prompt.name)
     LabelMove.objects.create(
         prompt=prompt, prompt_name=prompt.name, label=label, from_version=current and current.version, to_version=version,
         actor=actor, message=message,
@@ -285,5 +288,103 @@ def _save_version(prompt: Prompt, *, actor, message: str) -> Prompt:
     prompt._change_reason = message.strip()
     prompt._history_user = actor
     prompt.save()
+    prompt_cache_invalidate(project_id=prompt.project_id, name=prompt.name)
     logger.info("prompts.prompt_saved", prompt_id=prompt.pk, version=prompt.version)
     return prompt
+
+
+# --- Calls through the serving API -----------------------------------------------------------
+
+
+@transaction.atomic
+def prompt_call_create(*, prompt: Prompt, actor, variables: dict, label: str | None = None, version: int | None = None,
+                       params: dict | None = None, api_key_id: int | None = None) -> PromptCall:  # fmt: skip
+    """Render the version (by number, or by label, default production) and record a pending
+    call; a worker makes it (task prompts.invoke) once this commits. Nothing is recorded when
+    the prompt cannot be rendered or its model cannot be called."""
+    from prompts import catalog
+    from prompts.params import validate_params
+    from prompts.rendering import render_version
+
+    authorize(actor, prompt.project, Action.EDIT)
+    if version is None:
+        label = label or "production"
+    record = selectors.prompt_version(prompt=prompt, version=version, label=label)
+    rendered = render_version(record, variables)
+    endpoint = ModelEndpoint.objects.filter(pk=record.endpoint_id).first()
+    if endpoint is None:
+        raise Invalid(f"The model of version {record.version} no longer exists.", details={"version": record.version})
+    catalog.endpoint_credentials(endpoint)  # disabled, a refused api_base or a missing key: say so now
+    call = PromptCall.objects.create(
+        project_id=prompt.project_id, prompt=prompt, prompt_name=prompt.name, version=record.version,
+        label=label if version is None else "", endpoint=endpoint, model=endpoint.model, api_key_id=api_key_id,
+        user=_person(actor), vars=variables,
+        messages=rendered.messages or [{"role": "user", "content": rendered.text}],
+        params=validate_params({**(record.params or {}), **(params or {})}),
+    )  # fmt: skip
+    from prompts.tasks import prompt_invoke
+
+    prompt_invoke.delay_on_commit(str(call.pk))
+    logger.info("prompts.call_created", call_id=str(call.pk), prompt_id=prompt.pk, version=record.version)
+    return call
+
+
+def prompt_call_execute(*, call_id) -> PromptCall | None:
+    """Claim a pending call with a compare-and-set (a second delivery finds it taken and calls
+    nothing), call the model through the gateway, and record the answer or the error."""
+    from django.utils import timezone
+
+    from prompts import gateway
+    from prompts.llm_errors import GatewayError
+
+    if not PromptCall.objects.filter(pk=call_id, status=PromptCallStatus.PENDING).update(status=PromptCallStatus.RUNNING):
+        logger.info("prompts.call_taken", call_id=str(call_id))
+        return None
+    call = PromptCall.objects.select_related("endpoint").get(pk=call_id)
+    fields = {}
+    try:
+        if call.endpoint is None:
+            raise Invalid("The prompt's model was deleted before the call was made.")
+        result = gateway.complete(endpoint=call.endpoint, messages=call.messages, params=call.params)
+    except GatewayError as exc:  # the gateway has retried what could clear up
+        billed = {field: exc.details[field] for field in ("prompt_tokens", "completion_tokens", "output") if field in exc.details}
+        fields = dict(status=PromptCallStatus.FAILED, error=exc.message, error_code=exc.code, error_kind=exc.kind,
+                      attempts=exc.details.get("attempts", 1), cost_usd=exc.details.get("cost"), **billed)  # fmt: skip
+    except DomainError as exc:  # the endpoint was disabled or lost its key since the call was recorded
+        fields = dict(status=PromptCallStatus.FAILED, error=exc.message, error_code=exc.code, error_kind=exc.code)
+    except Exception as exc:  # a bug must not leave the caller waiting on a call that never finishes
+        logger.exception("prompts.call_crashed", call_id=str(call_id))
+        fields = dict(status=PromptCallStatus.FAILED, error=f"internal error: {type(exc).__name__}", error_code="internal", error_kind="internal")
+    else:
+        fields = dict(
+            status=PromptCallStatus.DONE, output=result.text, finish_reason=result.finish_reason,
+            prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens, cost_usd=result.cost,
+            latency_ms=result.latency_ms, attempts=result.attempts, cached=result.cached,
+        )  # fmt: skip
+    fields["finished_at"] = timezone.now()
+    PromptCall.objects.filter(pk=call_id, status=PromptCallStatus.RUNNING).update(**fields)
+    for name, value in fields.items():
+        setattr(call, name, value)
+    logger.info("prompts.call_finished", call_id=str(call_id), status=call.status, error_kind=call.error_kind)
+    return call
+
+
+@transaction.atomic
+def prompt_call_feedback(*, call: PromptCall, actor, thumbs: int | None = None, score: float | None = None,
+                         comment: str = "", api_key_id: int | None = None) -> CallFeedback:  # fmt: skip
+    """Record what a user thought of a call's answer: thumbs (1 up, -1 down), a score from 0 to
+    1, a comment, or several of them."""
+    authorize(actor, call.project, Action.VIEW)
+    if thumbs is None and score is None and not (comment or "").strip():
+        raise Invalid("Give thumbs, a score or a comment.", details={"feedback": "empty"})
+    feedback = CallFeedback(
+        call=call, thumbs=thumbs, score=score, comment=(comment or "").strip(), api_key_id=api_key_id, user=_person(actor)
+    )
+    validated(feedback, "feedback").save()
+    logger.info("prompts.call_feedback", call_id=str(call.pk), feedback_id=feedback.pk)
+    return feedback
+
+
+def _person(actor):
+    """The user to record as having done it: nobody for the operator or an API key (the key is recorded)."""
+    return None if actor is None or getattr(actor, "api_key", None) is not None else actor

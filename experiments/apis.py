@@ -1,0 +1,366 @@
+"""The REST API for datasets, their items and experiments. Same rules as prompts.apis: each
+view validates, calls one service, and serializes; the project comes from `ProjectApi`.
+
+Evaluators and scores are served by evaluations.apis (listed in promptlab.api.API_MODULES):
+`evaluators/` and `experiments/<id>/scores/`; experiment creation takes evaluators once that
+module offers a service to attach them (evaluations.services.experiment_evaluators_set).
+"""
+
+from django.db.models import Count
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from experiments import datasets, services
+from experiments.models import Dataset, Experiment, ExperimentStatus, Run, RunStatus
+from prompts.apis import SLUG, ProjectApi, page_of
+from prompts.models import ModelEndpoint, Prompt
+from promptlab.api import paged
+from promptlab.errors import Invalid, NotFound
+
+# --- Reads (the query shapes of these endpoints) ----------------------------------------------------
+
+
+def dataset_list(*, project_id: int):
+    return Dataset.objects.filter(project_id=project_id).annotate(item_count=Count("items")).order_by("name")
+
+
+def dataset_get(*, project_id: int, name: str) -> Dataset:
+    dataset = dataset_list(project_id=project_id).filter(name=name).select_related("project").first()
+    if dataset is None:
+        raise NotFound(f"There is no dataset named {name!r} in this project.", details={"dataset": name})
+    return dataset
+
+
+def experiment_list(*, project_id: int):
+    return Experiment.objects.filter(project_id=project_id).select_related("dataset").order_by("-created_at", "-id")
+
+
+def experiment_get(*, project_id: int, pk: int) -> Experiment:
+    experiment = (
+        experiment_list(project_id=project_id).select_related("project").prefetch_related("variants__prompt", "variants__endpoint")
+        .filter(pk=pk).first()
+    )  # fmt: skip
+    if experiment is None:
+        raise NotFound(f"There is no experiment {pk} in this project.", details={"experiment": pk})
+    return experiment
+
+
+def run_list(*, experiment: Experiment, status: str = "", variant: str = ""):
+    runs = Run.objects.filter(experiment=experiment).select_related("variant", "item").order_by("item__row", "variant_id", "repeat", "id")
+    if status:
+        runs = runs.filter(status=status)
+    if variant:
+        runs = runs.filter(variant__name=variant)
+    return runs
+
+
+# --- Serializers ------------------------------------------------------------------------------------
+
+
+class DatasetSerializer(serializers.Serializer):
+    name = serializers.SlugField()
+    description = serializers.CharField(allow_blank=True)
+    items = serializers.IntegerField(source="item_count")
+    created_at = serializers.DateTimeField()
+
+
+class DatasetCreateSerializer(serializers.Serializer):
+    name = serializers.RegexField(SLUG, max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+class ItemSerializer(serializers.Serializer):
+    row = serializers.IntegerField()
+    vars = serializers.DictField()
+    expected = serializers.CharField(allow_blank=True)
+    metadata = serializers.DictField()
+
+
+class ItemsAddSerializer(serializers.Serializer):
+    items = serializers.ListField(
+        child=serializers.DictField(), min_length=1, max_length=10_000,
+        help_text='Each {"vars": {...}, "expected": "...", "metadata": {...}}, or a flat object read like a JSONL line.',
+    )  # fmt: skip
+
+
+class AddedSerializer(serializers.Serializer):
+    added = serializers.IntegerField()
+    items = serializers.IntegerField(help_text="Items in the dataset now.")
+
+
+class UploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV (header row) or JSONL, UTF-8.")
+    format = serializers.ChoiceField(["csv", "jsonl"], required=False, help_text="Default: from the file name's extension.")
+    mapping = serializers.JSONField(
+        required=False, help_text='Column to target, e.g. {"question": "vars.q", "answer": "expected", "notes": null}.'
+    )
+    replace = serializers.BooleanField(required=False, default=False, help_text="Replace the items instead of adding to them.")
+
+    def validate_mapping(self, mapping):
+        if not isinstance(mapping, dict) or not all(isinstance(t, str) or t is None for t in mapping.values()):
+            raise serializers.ValidationError('A mapping is an object of column names to targets, e.g. {"answer": "expected"}.')
+        return mapping
+
+
+class VariantSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, help_text="Default: the prompt's name.")
+    prompt = serializers.RegexField(SLUG, max_length=100)
+    label = serializers.RegexField(SLUG, max_length=50, required=False, help_text="Default production; frozen at start.")
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+    model = serializers.RegexField(SLUG, max_length=64, required=False, help_text="Default: the prompt version's model.")
+    params = serializers.DictField(required=False, default=dict)
+
+    def validate(self, data):
+        if "label" in data and "version" in data:
+            raise serializers.ValidationError("Give a label or a version, not both.")
+        return data
+
+
+class ExperimentCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    dataset = serializers.RegexField(SLUG, max_length=100, help_text="The dataset's name.")
+    variants = VariantSerializer(many=True, allow_empty=False)
+    repeats = serializers.IntegerField(min_value=1, max_value=100, required=False, default=1)
+    concurrency = serializers.IntegerField(min_value=1, max_value=256, required=False, default=8)
+    budget_usd = serializers.DecimalField(max_digits=14, decimal_places=8, min_value=0, required=False, allow_null=True)
+
+
+class VariantDocumentSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    prompt = serializers.CharField()
+    label = serializers.CharField(allow_blank=True)
+    version = serializers.IntegerField(allow_null=True)
+    model = serializers.CharField(allow_null=True)
+    params = serializers.DictField()
+
+
+class CountsSerializer(serializers.Serializer):
+    pending = serializers.IntegerField()
+    running = serializers.IntegerField()
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class ExperimentSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    dataset = serializers.CharField(source="dataset.name")
+    status = serializers.ChoiceField(ExperimentStatus.choices)
+    repeats = serializers.IntegerField()
+    budget_usd = serializers.DecimalField(max_digits=14, decimal_places=8, allow_null=True)
+    spent_usd = serializers.DecimalField(max_digits=14, decimal_places=8)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ExperimentSerializer(ExperimentSummarySerializer):
+    concurrency = serializers.IntegerField()
+    variants = VariantDocumentSerializer(many=True)
+    counts = CountsSerializer(help_text="Runs by status.")
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    variant = serializers.CharField(source="variant.name")
+    row = serializers.IntegerField(source="item.row", help_text="The dataset item's row.")
+    repeat = serializers.IntegerField()
+    status = serializers.ChoiceField(RunStatus.choices)
+    output = serializers.CharField(allow_blank=True)
+    finish_reason = serializers.CharField(allow_blank=True)
+    prompt_tokens = serializers.IntegerField(allow_null=True)
+    completion_tokens = serializers.IntegerField(allow_null=True)
+    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True)
+    latency_ms = serializers.FloatField(allow_null=True)
+    attempts = serializers.IntegerField()
+    cached = serializers.BooleanField()
+    error = serializers.CharField(allow_blank=True)
+    error_kind = serializers.CharField(allow_blank=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class RunListQuery(serializers.Serializer):
+    status = serializers.ChoiceField(RunStatus.choices, required=False)
+    variant = serializers.CharField(max_length=100, required=False)
+
+
+def experiment_document(experiment: Experiment) -> dict:
+    """The experiment with its variants (prefetched) and its runs counted by status."""
+    counts = services.experiment_counts(experiment)
+    fields = ["id", "name", "status", "repeats", "concurrency", "budget_usd", "spent_usd", "created_at", "started_at", "finished_at"]
+    return ExperimentSerializer({
+        **{field: getattr(experiment, field) for field in fields},
+        "dataset": experiment.dataset, "spent_usd": counts["spent_usd"], "counts": counts,
+        "variants": [
+            {"name": v.name, "prompt": v.prompt.name, "label": v.label, "version": v.version,
+             "model": v.endpoint.name if v.endpoint else None, "params": v.params}
+            for v in experiment.variants.all()
+        ],
+    }).data  # fmt: skip
+
+
+# --- Datasets ---------------------------------------------------------------------------------------
+
+
+class DatasetListApi(ProjectApi):
+    required_scope = {"GET": "read", "POST": "write"}
+
+    @extend_schema(operation_id="datasets_list", responses={200: paged(DatasetSerializer)}, description="The project's datasets.")
+    def get(self, request):
+        return page_of(self, dataset_list(project_id=self.project_id), lambda rows: DatasetSerializer(rows, many=True).data)
+
+    @extend_schema(operation_id="datasets_create", request=DatasetCreateSerializer, responses={201: DatasetSerializer},
+                   description="Create an empty dataset.")  # fmt: skip
+    def post(self, request):
+        data = self.valid(DatasetCreateSerializer, request.data)
+        dataset = datasets.dataset_create(project=self.project, actor=self.actor, **data)
+        return Response(DatasetSerializer(dataset_get(project_id=self.project_id, name=dataset.name)).data, status=201)
+
+
+class DatasetApi(ProjectApi):
+    required_scope = "read"
+
+    @extend_schema(operation_id="datasets_get", responses={200: DatasetSerializer}, description="A dataset and its number of items.")
+    def get(self, request, name: str):
+        return Response(DatasetSerializer(dataset_get(project_id=self.project_id, name=name)).data)
+
+
+class ItemListApi(ProjectApi):
+    required_scope = {"GET": "read", "POST": "write"}
+
+    @extend_schema(operation_id="datasets_items_list", responses={200: paged(ItemSerializer)}, description="The items, by row.")
+    def get(self, request, name: str):
+        dataset = dataset_get(project_id=self.project_id, name=name)
+        return page_of(self, dataset.items.order_by("row"), lambda rows: ItemSerializer(rows, many=True).data)
+
+    @extend_schema(
+        operation_id="datasets_items_add", request=ItemsAddSerializer, responses={201: AddedSerializer},
+        description="Append items, all or nothing, with the checks of a JSONL import (item N is line N).",
+    )  # fmt: skip
+    def post(self, request, name: str):
+        data = self.valid(ItemsAddSerializer, request.data)
+        dataset = dataset_get(project_id=self.project_id, name=name)
+        added = datasets.dataset_items_add(dataset=dataset, actor=self.actor, items=data["items"])
+        return Response({"added": added, "items": dataset.items.count()}, status=201)
+
+
+class UploadApi(ProjectApi):
+    required_scope = "write"
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        operation_id="datasets_upload", request={"multipart/form-data": UploadSerializer}, responses={201: AddedSerializer},
+        description="Import a CSV or JSONL file (multipart field `file`), all or nothing; problems are listed by row and line.",
+    )  # fmt: skip
+    def post(self, request, name: str):
+        data = self.valid(UploadSerializer, request.data)
+        dataset = dataset_get(project_id=self.project_id, name=name)
+        upload = data["file"]
+        format = data.get("format") or datasets.format_from_name(upload.name or "")
+        if format is None:
+            raise Invalid("Say the file's format (csv or jsonl): its name does not end in .csv or .jsonl.", details={"format": "required"})
+        added = datasets.dataset_import(
+            dataset=dataset, actor=self.actor, file=upload, format=format, mapping=data.get("mapping"), replace=data["replace"]
+        )
+        return Response({"added": added, "items": dataset.items.count()}, status=201)
+
+
+# --- Experiments ------------------------------------------------------------------------------------
+
+
+class ExperimentListApi(ProjectApi):
+    required_scope = {"GET": "read", "POST": "run"}
+
+    @extend_schema(operation_id="experiments_list", responses={200: paged(ExperimentSummarySerializer)},
+                   description="The project's experiments, newest first.")  # fmt: skip
+    def get(self, request):
+        return page_of(self, experiment_list(project_id=self.project_id), lambda rows: ExperimentSummarySerializer(rows, many=True).data)
+
+    @extend_schema(
+        operation_id="experiments_create", request=ExperimentCreateSerializer, responses={201: ExperimentSerializer},
+        description="Create a draft experiment: a dataset and variants (prompt at a label or version, optional model and params).",
+    )  # fmt: skip
+    def post(self, request):
+        data = self.valid(ExperimentCreateSerializer, request.data)
+        dataset = Dataset.objects.filter(project_id=self.project_id, name=data["dataset"]).first()
+        if dataset is None:
+            raise Invalid(f"There is no dataset named {data['dataset']!r} in this project.", details={"dataset": data["dataset"]})
+        variants = [self._variant(spec) for spec in data["variants"]]
+        experiment = services.experiment_create(
+            project=self.project, actor=self.actor, name=data["name"], dataset=dataset, variants=variants,
+            repeats=data["repeats"], concurrency=data["concurrency"], budget_usd=data.get("budget_usd"),
+        )  # fmt: skip
+        return Response(experiment_document(experiment_get(project_id=self.project_id, pk=experiment.pk)), status=201)
+
+    def _variant(self, spec: dict) -> dict:
+        prompt = Prompt.objects.filter(project_id=self.project_id, name=spec["prompt"]).first()
+        if prompt is None:
+            raise Invalid(f"There is no prompt named {spec['prompt']!r} in this project.", details={"prompt": spec["prompt"]})
+        variant = {**spec, "prompt": prompt}
+        if "model" in spec:
+            variant["endpoint"] = ModelEndpoint.objects.filter(name=variant.pop("model")).first()
+            if variant["endpoint"] is None:
+                raise Invalid(f"There is no model named {spec['model']!r} in the catalog.", details={"model": spec["model"]})
+        return variant
+
+
+class ExperimentApi(ProjectApi):
+    required_scope = "read"
+
+    @extend_schema(operation_id="experiments_get", responses={200: ExperimentSerializer},
+                   description="The experiment, its variants, and its runs counted by status with the spend.")  # fmt: skip
+    def get(self, request, pk: int):
+        return Response(experiment_document(experiment_get(project_id=self.project_id, pk=pk)))
+
+
+def _action(operation: str, service, description: str):
+    class ExperimentActionApi(ProjectApi):
+        required_scope = "run"
+
+        @extend_schema(operation_id=f"experiments_{operation}", request=None, responses={200: ExperimentSerializer},
+                       description=description)  # fmt: skip
+        def post(self, request, pk: int):
+            experiment = experiment_get(project_id=self.project_id, pk=pk)
+            service(experiment=experiment, actor=self.actor)
+            return Response(experiment_document(experiment_get(project_id=self.project_id, pk=pk)))
+
+    ExperimentActionApi.__name__ = ExperimentActionApi.__qualname__ = f"Experiment{operation.title().replace('_', '')}Api"
+    return ExperimentActionApi
+
+
+ExperimentStartApi = _action("start", services.experiment_start, "Freeze the variants to versions, create the runs and start them.")
+ExperimentCancelApi = _action("cancel", services.experiment_cancel, "Cancel the pending runs; runs in flight finish.")
+ExperimentResumeApi = _action("resume", services.experiment_resume, "Run the cancelled runs again.")
+ExperimentRetryErrorsApi = _action("retry_errors", services.experiment_retry_errors, "Run the failed runs again.")
+
+
+class RunListApi(ProjectApi):
+    required_scope = "read"
+
+    @extend_schema(operation_id="experiments_runs_list", parameters=[RunListQuery], responses={200: paged(RunSerializer)},
+                   description="The runs, by item row, variant and repeat; filter by status or variant name.")  # fmt: skip
+    def get(self, request, pk: int):
+        query = self.valid(RunListQuery, request.query_params)
+        experiment = experiment_get(project_id=self.project_id, pk=pk)
+        return page_of(self, run_list(experiment=experiment, **query), lambda rows: RunSerializer(rows, many=True).data)
+
+
+urlpatterns = [
+    path("datasets/", DatasetListApi.as_view(), name="api-datasets"),
+    path("datasets/<slug:name>/", DatasetApi.as_view(), name="api-dataset"),
+    path("datasets/<slug:name>/items/", ItemListApi.as_view(), name="api-dataset-items"),
+    path("datasets/<slug:name>/upload/", UploadApi.as_view(), name="api-dataset-upload"),
+    path("experiments/", ExperimentListApi.as_view(), name="api-experiments"),
+    path("experiments/<int:pk>/", ExperimentApi.as_view(), name="api-experiment"),
+    path("experiments/<int:pk>/start/", ExperimentStartApi.as_view(), name="api-experiment-start"),
+    path("experiments/<int:pk>/cancel/", ExperimentCancelApi.as_view(), name="api-experiment-cancel"),
+    path("experiments/<int:pk>/resume/", ExperimentResumeApi.as_view(), name="api-experiment-resume"),
+    path("experiments/<int:pk>/retry-errors/", ExperimentRetryErrorsApi.as_view(), name="api-experiment-retry-errors"),
+    path("experiments/<int:pk>/runs/", RunListApi.as_view(), name="api-experiment-runs"),
+]
