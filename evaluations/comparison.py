@@ -93,19 +93,26 @@ def _outcomes(experiment: Experiment) -> dict[int, list[RunOutcome]]:
             verdicts[row["run_id"]].append(row)
     outcomes = defaultdict(list)
     for run in selectors.experiment_run_rows(experiment=experiment):
-        if run["status"] not in (RunStatus.DONE, RunStatus.FAILED):
-            continue  # not run (yet): pending, skipped by the budget, or cancelled
-        rows = verdicts.get(run["id"], [])
-        errored = run["status"] == RunStatus.FAILED or any(row["errored"] for row in rows)
-        graded = bool(evaluators) and len(rows) == len(evaluators) and not errored  # else still being scored
-        outcomes[run["variant_id"]].append(
-            RunOutcome(
-                item=run["item_id"], errored=errored, latency_ms=run["latency_ms"], cost=run["cost_usd"],
-                passed=all(row["passed"] is not False for row in rows) if graded else None,
-                score=_weighted_mean(rows) if graded else None,
-            )  # fmt: skip
-        )
+        if (outcome := run_outcome(run, verdicts.get(run["id"], []), evaluators=len(evaluators))) is not None:
+            outcomes[run["variant_id"]].append(outcome)
     return outcomes
+
+
+def run_outcome(run: dict, rows: list[dict], *, evaluators: int) -> RunOutcome | None:
+    """One run as the statistics see it: from its row (status, item_id, latency_ms, cost_usd),
+    its scores by its experiment's enabled evaluators at their current versions (rows with
+    errored, passed, value and weight; pending scores left out) and the number of those
+    evaluators. None for a run that did not run (yet): pending, skipped by the budget, or
+    cancelled."""
+    if run["status"] not in (RunStatus.DONE, RunStatus.FAILED):
+        return None
+    errored = run["status"] == RunStatus.FAILED or any(row["errored"] for row in rows)
+    graded = bool(evaluators) and len(rows) == evaluators and not errored  # else still being scored
+    return RunOutcome(
+        item=run["item_id"], errored=errored, latency_ms=run["latency_ms"], cost=run["cost_usd"],
+        passed=all(row["passed"] is not False for row in rows) if graded else None,
+        score=_weighted_mean(rows) if graded else None,
+    )  # fmt: skip
 
 
 def _weighted_mean(rows: list[dict]) -> float | None:
