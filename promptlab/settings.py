@@ -5,6 +5,7 @@ cache). DATABASE_URL and REDIS_URL switch the same code to PostgreSQL and Redis.
 DJANGO_ENV=production refuses to start without the variables a deployment needs.
 """
 
+import importlib.util
 from pathlib import Path
 
 import dj_database_url
@@ -12,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from promptlab.env import REQUIRED, as_bool, as_list, env
+from promptlab.sso import as_domain_grants, as_domains, oidc_app, saml_app
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("PROMPTLAB_VAR_DIR", str(BASE_DIR / "var")))
@@ -43,6 +45,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -174,6 +179,15 @@ GATEWAY_RESPONSE_CACHE_SECONDS = env("GATEWAY_RESPONSE_CACHE_SECONDS", 86400, ca
 # How long a worker holds a claimed run before another may take it over (its worker died).
 EXPERIMENT_RUN_LEASE_SECONDS = env("EXPERIMENT_RUN_LEASE_SECONDS", 600, cast=int)
 
+# --- Webhooks (evaluations.governance.webhooks) -------------------------------------------
+# Hosts a webhook URL may point at (fnmatch patterns): nothing else is ever called, so no
+# internal address is reachable unless an operator lists it. Deliveries run on "default".
+PROMPTLAB_WEBHOOK_HOSTS = env("PROMPTLAB_WEBHOOK_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost"], cast=as_list)
+WEBHOOK_TIMEOUT_SECONDS = env("WEBHOOK_TIMEOUT_SECONDS", 10.0, cast=float)
+WEBHOOK_MAX_ATTEMPTS = env("WEBHOOK_MAX_ATTEMPTS", 8, cast=int)
+WEBHOOK_BACKOFF_SECONDS = env("WEBHOOK_BACKOFF_SECONDS", 30.0, cast=float)
+WEBHOOK_BACKOFF_MAX_SECONDS = env("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0, cast=float)
+
 # --- Prompt rendering limits ---------------------------------------------------------------
 PROMPT_RENDER_MAX_CHARS = env("PROMPT_RENDER_MAX_CHARS", 200_000, cast=int)
 PROMPT_RENDER_MAX_ITEMS = env("PROMPT_RENDER_MAX_ITEMS", 10_000, cast=int)
@@ -224,6 +238,7 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 ACCOUNT_ADAPTER = "promptlab.accounts.AccountAdapter"
+ACCOUNT_FORMS = {"login": "promptlab.accounts.LoginForm"}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_UNIQUE_EMAIL = True
@@ -232,6 +247,69 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 SIGNUP_OPEN = env("PROMPTLAB_SIGNUP_OPEN", False, cast=as_bool)
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
+
+# --- Single sign-on and MFA (README: "Single sign-on and MFA") ------------------------------
+SOCIALACCOUNT_ADAPTER = "promptlab.accounts.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True  # the identity provider vouches for the person: no second form
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # only provider-verified addresses get in (accounts.py)
+# An invited person's first SSO login (same verified address) signs in to their account.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_STORE_TOKENS = False
+PASSWORD_LOGIN = env("PROMPTLAB_PASSWORD_LOGIN", True, cast=as_bool)
+SSO_REQUIRED_DOMAINS = env("PROMPTLAB_SSO_REQUIRED_DOMAINS", frozenset(), cast=as_domains)
+SSO_DOMAINS = env("PROMPTLAB_SSO_DOMAINS", (), cast=as_domain_grants)
+SOCIALACCOUNT_PROVIDERS = {}
+if OIDC_SERVER_URL := env("PROMPTLAB_OIDC_SERVER_URL", ""):
+    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
+        "APPS": [
+            oidc_app(
+                server_url=OIDC_SERVER_URL,
+                client_id=env("PROMPTLAB_OIDC_CLIENT_ID"),
+                secret=env("PROMPTLAB_OIDC_CLIENT_SECRET"),
+                name=env("PROMPTLAB_OIDC_NAME", "Single sign-on"),
+            )
+        ]
+    }
+SAML_IDP_METADATA_URL = env("PROMPTLAB_SAML_IDP_METADATA_URL", "")
+SAML_IDP_SSO_URL = env("PROMPTLAB_SAML_IDP_SSO_URL", "")
+SAML_INSTALLED = importlib.util.find_spec("onelogin") is not None  # django-allauth[saml]
+if SAML_INSTALLED:
+    INSTALLED_APPS.append("allauth.socialaccount.providers.saml")  # no button until configured
+if SAML_IDP_METADATA_URL or SAML_IDP_SSO_URL:
+    if not SAML_INSTALLED:
+        raise ImproperlyConfigured(
+            "SAML is configured but python3-saml is not installed: install django-allauth[saml]."
+        )
+    if SAML_IDP_METADATA_URL:
+        _saml_idp = {"metadata_url": SAML_IDP_METADATA_URL}
+    else:
+        _saml_idp = {
+            "entity_id": env("PROMPTLAB_SAML_IDP_ENTITY_ID"),
+            "sso_url": SAML_IDP_SSO_URL,
+            "x509cert": env("PROMPTLAB_SAML_IDP_X509CERT"),
+        }
+    SOCIALACCOUNT_PROVIDERS["saml"] = {
+        "APPS": [
+            saml_app(
+                slug=env("PROMPTLAB_SAML_SLUG", "sso"),
+                name=env("PROMPTLAB_SAML_NAME", "Single sign-on (SAML)"),
+                idp=_saml_idp,
+                email_attribute=env("PROMPTLAB_SAML_EMAIL_ATTRIBUTE", ""),
+            )
+        ]
+    }
+if not PASSWORD_LOGIN and not SOCIALACCOUNT_PROVIDERS:
+    raise ImproperlyConfigured(
+        "PROMPTLAB_PASSWORD_LOGIN is off but no single sign-on is configured "
+        "(PROMPTLAB_OIDC_SERVER_URL or PROMPTLAB_SAML_IDP_METADATA_URL): nobody could sign in."
+    )
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "promptlab"
+# allauth wants a verified address before MFA so that nobody can sign up with someone
+# else's address and lock them out; with sign-up closed, admins create every account.
+MFA_ALLOW_UNVERIFIED_EMAIL = not SIGNUP_OPEN
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -6,6 +7,8 @@ from promptlab import api, health
 
 admin.site.site_header = "promptlab admin"
 admin.site.site_title = "promptlab"
+# The admin signs in through allauth's page, so SSO rules and MFA apply there too.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
