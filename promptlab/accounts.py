@@ -14,17 +14,21 @@ from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.conf import settings
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.dispatch import Signal
 from django.shortcuts import render
 from requests import RequestException
 
-from promptlab.sso import email_domain, grants_for, sso_required
+from promptlab.sso import email_domain, sso_required
 
 logger = structlog.get_logger(__name__)
 
 # The verified email of a first SSO login, kept in the social login's state across login stages.
 FIRST_SSO_LOGIN = "promptlab_first_sso_login"
+
+# Sent on a person's first SSO login with request, user and email: prompts joins the projects
+# their email domain maps to (PROMPTLAB_SSO_DOMAINS); this bottom layer never writes memberships.
+first_sso_login = Signal()
 
 PASSWORD_LOGIN_OFF = "Signing in with a password is turned off here: use single sign-on."
 
@@ -62,7 +66,7 @@ class AccountAdapter(DefaultAccountAdapter):
     def post_login(self, request, user, **kwargs):
         sociallogin = (kwargs.get("signal_kwargs") or {}).get("sociallogin")
         if sociallogin is not None and (email := sociallogin.state.pop(FIRST_SSO_LOGIN, None)):
-            _join_mapped_projects(request, user, email=email)
+            first_sso_login.send(sender=SocialAccountAdapter, request=request, user=user, email=email)
         return super().post_login(request, user, **kwargs)
 
 
@@ -135,38 +139,3 @@ def _explain(error, exception, context: dict) -> tuple[str, str]:
 
 def _refusal(request, message: str):
     return render(request, "socialaccount/authentication_error.html", {"sso_error": message}, status=401)
-
-
-def _join_mapped_projects(request, user, *, email: str) -> None:
-    """Apply PROMPTLAB_SSO_DOMAINS: join each project mapped to the person's email domain
-    with its default role, never changing a role someone already has there. A domain
-    that maps to nothing gives nothing, and the person is told."""
-    # The one place the bottom layer reaches into prompts: memberships are prompts' data.
-    from prompts import selectors, services
-    from prompts.access import role_of
-    from promptlab.errors import NotFound
-
-    grants = grants_for(email, settings.SSO_DOMAINS)
-    for grant in grants:
-        try:
-            project = selectors.project_get(slug=grant.project)
-        except NotFound:
-            logger.error("sso.mapped_project_missing", user_id=user.pk, domain=grant.domain, project=grant.project)
-            messages.warning(
-                request,
-                f"Your email domain is set up to join the project {grant.project!r}, which does not exist. "
-                "Ask your administrator.",
-            )
-            continue
-        if role_of(user, project) is not None:
-            continue
-        services.membership_set(project=project, user=user, role=grant.role, actor=None)
-        logger.info("sso.project_joined", user_id=user.pk, project_id=project.pk, role=grant.role)
-        messages.success(request, f"You joined the project {project.name} as {grant.role}.")
-    if not grants and not selectors.project_list_for(user=user).exists():
-        logger.info("sso.domain_unmapped", user_id=user.pk, domain=email_domain(email))
-        messages.warning(
-            request,
-            f"You are signed in, but your email domain ({email_domain(email)}) is not linked to any project, "
-            "so you have no access to projects yet. Ask a project admin to add you.",
-        )
