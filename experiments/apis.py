@@ -1,9 +1,10 @@
 """The REST API for datasets, their items and experiments. Same rules as prompts.apis: each
 view validates, calls one service, and serializes; the project comes from `ProjectApi`.
 
-Evaluators and scores are served by evaluations.apis (listed in promptlab.api.API_MODULES):
-`evaluators/` and `experiments/<id>/scores/`; experiment creation takes evaluators once that
-module offers a service to attach them (evaluations.services.experiment_evaluators_set).
+Evaluators, scores and comparisons are served by evaluations.apis (listed in
+promptlab.api.API_MODULES), which also routes `experiments/`: its view extends
+ExperimentListApi below so that one create call takes the evaluators too (this app cannot
+import evaluations).
 """
 
 from django.db.models import Count
@@ -276,6 +277,7 @@ class UploadApi(ProjectApi):
 
 class ExperimentListApi(ProjectApi):
     required_scope = {"GET": "read", "POST": "run"}
+    create_serializer = ExperimentCreateSerializer
 
     @extend_schema(operation_id="experiments_list", responses={200: paged(ExperimentSummarySerializer)},
                    description="The project's experiments, newest first.")  # fmt: skip
@@ -287,16 +289,19 @@ class ExperimentListApi(ProjectApi):
         description="Create a draft experiment: a dataset and variants (prompt at a label or version, optional model and params).",
     )  # fmt: skip
     def post(self, request):
-        data = self.valid(ExperimentCreateSerializer, request.data)
+        experiment = self.create(self.valid(self.create_serializer, request.data))
+        return Response(experiment_document(experiment_get(project_id=self.project_id, pk=experiment.pk)), status=201)
+
+    def create(self, data: dict) -> Experiment:
+        """The draft from the validated body; a subclass adds what other apps attach to it."""
         dataset = Dataset.objects.filter(project_id=self.project_id, name=data["dataset"]).first()
         if dataset is None:
             raise Invalid(f"There is no dataset named {data['dataset']!r} in this project.", details={"dataset": data["dataset"]})
         variants = [self._variant(spec) for spec in data["variants"]]
-        experiment = services.experiment_create(
+        return services.experiment_create(
             project=self.project, actor=self.actor, name=data["name"], dataset=dataset, variants=variants,
             repeats=data["repeats"], concurrency=data["concurrency"], budget_usd=data.get("budget_usd"),
         )  # fmt: skip
-        return Response(experiment_document(experiment_get(project_id=self.project_id, pk=experiment.pk)), status=201)
 
     def _variant(self, spec: dict) -> dict:
         prompt = Prompt.objects.filter(project_id=self.project_id, name=spec["prompt"]).first()
@@ -356,7 +361,7 @@ urlpatterns = [
     path("datasets/<slug:name>/", DatasetApi.as_view(), name="api-dataset"),
     path("datasets/<slug:name>/items/", ItemListApi.as_view(), name="api-dataset-items"),
     path("datasets/<slug:name>/upload/", UploadApi.as_view(), name="api-dataset-upload"),
-    path("experiments/", ExperimentListApi.as_view(), name="api-experiments"),
+    # experiments/ (list, create) is routed by evaluations.apis, whose create takes evaluators too.
     path("experiments/<int:pk>/", ExperimentApi.as_view(), name="api-experiment"),
     path("experiments/<int:pk>/start/", ExperimentStartApi.as_view(), name="api-experiment-start"),
     path("experiments/<int:pk>/cancel/", ExperimentCancelApi.as_view(), name="api-experiment-cancel"),

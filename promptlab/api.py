@@ -255,10 +255,9 @@ class ApiSchema(AutoSchema):
 
 # --- URLs ------------------------------------------------------------------------------------
 
-# Each app lists its endpoints in `urlpatterns` at the end of its apis.py. Evaluations adds
-# "evaluations.apis" here for the evaluators list and experiment scores
-# (evaluators/, experiments/<id>/scores/).
-API_MODULES = ["prompts.apis", "experiments.apis"]
+# Each app lists its endpoints in `urlpatterns` at the end of its apis.py. Evaluations serves
+# evaluators, scores and comparisons, and experiments/ (whose create takes evaluators).
+API_MODULES = ["prompts.apis", "experiments.apis", "evaluations.apis"]
 
 
 def api_urlpatterns() -> list:

@@ -5,11 +5,13 @@ import uuid
 import pytest
 from django.urls import get_resolver
 
+from evaluations import services as evaluation_services
+from evaluations.models import Score
 from experiments.models import DatasetItem, ExperimentStatus
 from prompts import services as prompt_services
 from prompts.models import Label, PromptCall, Role
 from tests.api.conftest import client_with, error_of
-from tests.factories import DatasetFactory, ExperimentFactory, MembershipFactory
+from tests.factories import DatasetFactory, ExperimentFactory, MembershipFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,13 +42,16 @@ ENDPOINTS = [
     ("post", "/api/v1/experiments/{experiment}/resume/", None),
     ("post", "/api/v1/experiments/{experiment}/retry-errors/", None),
     ("get", "/api/v1/experiments/{experiment}/runs/", None),
+    ("get", "/api/v1/experiments/{experiment}/scores/", None),
+    ("get", "/api/v1/experiments/{experiment}/comparison/", None),
+    ("get", "/api/v1/evaluators/", None),
 ]
-LISTS_AND_CREATES = {"/api/v1/prompts/", "/api/v1/datasets/", "/api/v1/experiments/"}
+LISTS_AND_CREATES = {"/api/v1/prompts/", "/api/v1/datasets/", "/api/v1/experiments/", "/api/v1/evaluators/"}
 
 
 @pytest.fixture
 def theirs(endpoint):
-    """Another project with a prompt, a dataset, an experiment and a call."""
+    """Another project with a prompt, a dataset, an experiment scored by an evaluator, and a call."""
     member = MembershipFactory(role=Role.OWNER)
     prompt = prompt_services.prompt_create(
         project=member.project, actor=member.user, name="theirs", message="m", template="Secret {{ name }}", endpoint=endpoint
@@ -56,6 +61,11 @@ def theirs(endpoint):
     DatasetItem.objects.create(dataset=dataset, row=1, vars={"name": "x"})
     experiment = ExperimentFactory(project=member.project, dataset=dataset, status=ExperimentStatus.CANCELLED)
     call = PromptCall.objects.create(project=member.project, prompt=prompt, prompt_name="theirs", version=1, model="m", status="done")
+    check = evaluation_services.evaluator_create(project=member.project, actor=member.user, name="their-check", kind="contains",
+                                                 config={"value": "Secret"})  # fmt: skip
+    evaluation_services.experiment_evaluators_set(experiment=experiment, actor=member.user, evaluators=[check])
+    run = RunFactory(experiment=experiment, output="their secret answer")
+    Score.objects.create(run=run, evaluator=check, evaluator_version=check.version, status="ok", value=1, passed=True, reason="their reason")
     return {"project": member.project, "prompt": prompt, "dataset": dataset, "experiment": experiment, "call": call}
 
 

@@ -1,0 +1,335 @@
+"""The REST API for evaluators, scores and comparisons, and experiment creation with
+evaluators. Same rules as prompts.apis: each view validates, calls one service or read, and
+serializes; the project comes from `ProjectApi`.
+
+`experiments/` is routed here rather than in experiments.apis: its create takes the
+evaluators too, in the same transaction as the experiment (experiments cannot import
+evaluations), so a client makes one call and never sees a draft without its evaluators.
+"""
+
+import math
+import re
+
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.urls import path
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from evaluations import comparison, services
+from evaluations.models import Evaluator, Score, ScoreStatus
+from experiments import apis as experiment_apis
+from experiments.models import Experiment
+from prompts.apis import SLUG, ProjectApi, page_of
+from promptlab.api import paged
+from promptlab.errors import Invalid
+
+MAX_ID = 2**63 - 1
+
+# --- Reads (the query shapes of these endpoints) ----------------------------------------------------
+
+
+def evaluator_list(*, project_id: int) -> QuerySet[Evaluator]:
+    return Evaluator.objects.filter(project_id=project_id).order_by("name")
+
+
+def evaluators_named(*, project_id: int, refs: list[str | int]) -> list[Evaluator]:
+    """The project's evaluators by name (a string) or id (a number), in the order given, each
+    once. Unknown ones, and another project's, are refused alike, all named at once."""
+    names = {ref for ref in refs if isinstance(ref, str)}
+    ids = {ref for ref in refs if isinstance(ref, int)}
+    found = list(evaluator_list(project_id=project_id).filter(Q(name__in=names) | Q(pk__in=ids)))
+    by_ref = {evaluator.name: evaluator for evaluator in found} | {evaluator.pk: evaluator for evaluator in found}
+    if missing := [ref for ref in refs if ref not in by_ref]:
+        raise Invalid(
+            f"There is no evaluator {', '.join(map(repr, missing))} in this project (give evaluators by name or id).",
+            details={"evaluators": missing},
+        )
+    return list({by_ref[ref].pk: by_ref[ref] for ref in refs}.values())
+
+
+def score_list(*, experiment: Experiment, evaluator: str = "", status: str = "", variant: str = "",
+               versions: str = "current") -> QuerySet:  # fmt: skip
+    """The experiment's scores as rows, by item row, variant, repeat and evaluator: at each
+    evaluator's current version, or every version kept."""
+    scores = Score.objects.filter(run__experiment=experiment)
+    if versions == "current":
+        scores = scores.filter(evaluator_version=F("evaluator__version"))
+    if evaluator:
+        scores = scores.filter(evaluator__name=evaluator)
+    if status:
+        scores = scores.filter(status=status)
+    if variant:
+        scores = scores.filter(run__variant__name=variant)
+    return scores.order_by("run__item__row", "run__variant_id", "run__repeat", "evaluator__name", "evaluator_version").values(
+        "run_id", "status", "value", "passed", "reason", "error_kind", "cost_usd", "evaluator_version", "updated_at",
+        variant=F("run__variant__name"), row=F("run__item__row"), repeat=F("run__repeat"),
+        evaluator_name=F("evaluator__name"), current_version=F("evaluator__version"),
+    )  # fmt: skip
+
+
+# --- Serializers ------------------------------------------------------------------------------------
+
+
+class EvaluatorSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.SlugField()
+    description = serializers.CharField(allow_blank=True)
+    kind = serializers.CharField(help_text="contains, regex, llm_judge, ... or a registered plugin's kind.")
+    config = serializers.DictField(help_text="The kind's settings.")
+    weight = serializers.FloatField(help_text="Its share in a run's weighted score.")
+    threshold = serializers.FloatField(allow_null=True, help_text="Pass at this score or above; null: the kind decides.")
+    inverted = serializers.BooleanField()
+    enabled = serializers.BooleanField()
+    version = serializers.IntegerField(help_text="Goes up when what a score means changes; scores are kept per version.")
+    updated_at = serializers.DateTimeField()
+
+
+@extend_schema_field({
+    "oneOf": [{"type": "string", "pattern": SLUG, "maxLength": 100, "description": "The evaluator's name."},
+              {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "The evaluator's id."}],
+})  # fmt: skip
+class EvaluatorRefField(serializers.Field):
+    """An evaluator by name (a string) or by id (a number)."""
+
+    default_error_messages = {"invalid": "An evaluator is its name (a string of letters, digits, - and _) or its id (a number)."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, int) and not isinstance(data, bool) and 1 <= data <= MAX_ID:
+            return data
+        if isinstance(data, str) and len(data) <= 100 and re.fullmatch(SLUG, data):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
+class ExperimentCreateSerializer(experiment_apis.ExperimentCreateSerializer):
+    evaluators = serializers.ListField(
+        child=EvaluatorRefField(), required=False, default=list, max_length=100,
+        help_text="The evaluators that score its runs, by name or id.",
+    )  # fmt: skip
+
+
+class ScoreListQuery(serializers.Serializer):
+    evaluator = serializers.RegexField(SLUG, max_length=100, required=False, help_text="An evaluator's name.")
+    status = serializers.ChoiceField(ScoreStatus.choices, required=False)
+    variant = serializers.CharField(max_length=100, required=False, help_text="A variant's name.")
+    versions = serializers.ChoiceField(
+        ["current", "all"], required=False, default="current",
+        help_text="current: each evaluator's current version (default); all: every version's scores.",
+    )  # fmt: skip
+
+
+class ScoreSerializer(serializers.Serializer):
+    run = serializers.IntegerField(source="run_id", help_text="The run's id (GET experiments/{id}/runs/).")
+    variant = serializers.CharField()
+    row = serializers.IntegerField(help_text="The dataset item's row.")
+    repeat = serializers.IntegerField()
+    evaluator = serializers.CharField(source="evaluator_name")
+    evaluator_version = serializers.IntegerField()
+    current = serializers.BooleanField(help_text="Made with the evaluator's current version.")
+    status = serializers.ChoiceField(
+        ScoreStatus.choices, help_text="pending: being scored; errored: could not be scored (never a failure)."
+    )
+    value = serializers.FloatField(allow_null=True, help_text="0 to 1; null unless ok.")
+    passed = serializers.BooleanField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+    error_kind = serializers.CharField(allow_blank=True)
+    cost_usd = serializers.DecimalField(max_digits=12, decimal_places=8, allow_null=True, help_text="What a judge model cost.")
+    updated_at = serializers.DateTimeField()
+
+
+class IntervalSerializer(serializers.Serializer):
+    estimate = serializers.FloatField()
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+
+
+class VariantNumbersSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    runs = serializers.IntegerField(help_text="Runs that ran (done or failed).")
+    errored = serializers.IntegerField(help_text="Runs whose call or an evaluator errored: in no rate or mean.")
+    graded = serializers.IntegerField(help_text="Runs with a verdict from every evaluator: the pass rate's denominator.")
+    passed = serializers.IntegerField()
+    pass_rate = IntervalSerializer(allow_null=True, help_text="Share of graded runs that every evaluator passed, Wilson 95% CI.")
+    mean_score = IntervalSerializer(allow_null=True, help_text="Mean of the runs' weighted scores, bootstrap 95% CI.")
+    latency_p50_ms = serializers.FloatField(allow_null=True)
+    latency_p95_ms = serializers.FloatField(allow_null=True)
+    cost_usd = serializers.DecimalField(max_digits=20, decimal_places=8)
+    cost_per_item_usd = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True)
+
+
+class PairTestSerializer(serializers.Serializer):
+    metric = serializers.ChoiceField(["pass", "score"])
+    test = serializers.CharField(help_text="McNemar's exact test (pass) or the Wilcoxon signed-rank test (score).")
+    items = serializers.IntegerField(help_text="Items both variants have a verdict for.")
+    a_better = serializers.IntegerField()
+    b_better = serializers.IntegerField()
+    difference = IntervalSerializer(allow_null=True, help_text="b minus a (pass: share of items; score: score units), paired 95% CI.")
+    p_value = serializers.FloatField(allow_null=True)
+    adjusted_p_value = serializers.FloatField(allow_null=True, help_text="Holm-adjusted, when the experiment has several pairs.")
+    effect_size = serializers.FloatField(allow_null=True, help_text="Cohen's h (pass) or rank-biserial correlation (score); b minus a.")
+    items_needed = serializers.IntegerField(allow_null=True, help_text="Paired items needed to detect a change of `change`.")
+    change = serializers.FloatField()
+
+
+class PairSerializer(serializers.Serializer):
+    a = serializers.CharField(help_text="A variant's name.")
+    b = serializers.CharField()
+    passing = PairTestSerializer()
+    scores = PairTestSerializer()
+    pass_verdict = serializers.CharField(help_text="The pass-rate comparison in plain words.")
+    score_verdict = serializers.CharField()
+
+
+class EvaluatorNumbersSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    evaluator = serializers.CharField()
+    scored = serializers.IntegerField()
+    passed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    errored = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    mean_value = serializers.FloatField(allow_null=True)
+
+
+class AgreementSerializer(serializers.Serializer):
+    alpha = serializers.FloatField(allow_null=True, help_text="Krippendorff's alpha; null when nothing varies.")
+    raters = serializers.IntegerField()
+    runs_rated_twice = serializers.IntegerField()
+
+
+class ComparisonSerializer(serializers.Serializer):
+    experiment = serializers.IntegerField()
+    significance = serializers.FloatField(help_text="The level at which a verdict calls a difference significant.")
+    variants = VariantNumbersSerializer(many=True)
+    pairs = PairSerializer(many=True, help_text="Every pair of variants on the same items.")
+    evaluators = EvaluatorNumbersSerializer(many=True, help_text="Per variant and evaluator (current versions).")
+    agreement = AgreementSerializer(allow_null=True, help_text="Between human raters; null until two people rated.")
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: a statistic that is not a number is null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _interval(interval) -> dict | None:
+    if interval is None or not all(math.isfinite(x) for x in (interval.estimate, interval.low, interval.high)):
+        return None
+    return {"estimate": interval.estimate, "low": interval.low, "high": interval.high}
+
+
+def _pair_test(result) -> dict:
+    return {
+        "metric": result.metric, "test": "mcnemar_exact" if result.metric == "pass" else "wilcoxon_signed_rank",
+        "items": result.n_pairs, "a_better": result.a_better, "b_better": result.b_better,
+        "difference": _interval(result.difference), "p_value": _finite(result.p_value),
+        "adjusted_p_value": _finite(result.adjusted_p), "effect_size": _finite(result.effect_size),
+        "items_needed": result.items_needed, "change": result.change,
+    }  # fmt: skip
+
+
+def comparison_document(experiment: Experiment) -> dict:
+    result = comparison.experiment_comparison(experiment=experiment)
+    return ComparisonSerializer({
+        "experiment": experiment.pk,
+        "significance": comparison.ALPHA,
+        "variants": [
+            {"id": v.id, "name": v.name, "runs": v.summary.runs, "errored": v.summary.errored, "graded": v.summary.graded,
+             "passed": v.summary.passed, "pass_rate": _interval(v.summary.pass_rate), "mean_score": _interval(v.summary.mean_score),
+             "latency_p50_ms": _finite(v.summary.latency_p50), "latency_p95_ms": _finite(v.summary.latency_p95),
+             "cost_usd": v.summary.cost_total, "cost_per_item_usd": v.summary.cost_per_item}
+            for v in result.variants
+        ],
+        "pairs": [
+            {"a": pair.a.name, "b": pair.b.name, "passing": _pair_test(pair.passing), "scores": _pair_test(pair.scores),
+             "pass_verdict": pair.pass_verdict, "score_verdict": pair.score_verdict}
+            for pair in result.pairs
+        ],
+        "evaluators": [
+            {"variant": row["variant_name"], "evaluator": row["evaluator_name"], "scored": row["scored_count"],
+             "passed": row["passed_count"], "failed": row["failed_count"], "errored": row["errored_count"],
+             "pending": row["pending_count"], "mean_value": _finite(row["mean_value"])}
+            for row in result.evaluators
+        ],
+        "agreement": result.agreement and {
+            "alpha": _finite(result.agreement.alpha), "raters": result.agreement.raters,
+            "runs_rated_twice": result.agreement.runs_rated_twice,
+        },
+    }).data  # fmt: skip
+
+
+# --- Views ------------------------------------------------------------------------------------------
+
+
+class EvaluatorListApi(ProjectApi):
+    required_scope = "read"
+
+    @extend_schema(operation_id="evaluators_list", responses={200: paged(EvaluatorSerializer)},
+                   description="The project's evaluators, by name.")  # fmt: skip
+    def get(self, request):
+        return page_of(self, evaluator_list(project_id=self.project_id), lambda rows: EvaluatorSerializer(rows, many=True).data)
+
+
+class ExperimentListApi(experiment_apis.ExperimentListApi):
+    """experiments.apis' list and create; the create also attaches the evaluators."""
+
+    create_serializer = ExperimentCreateSerializer
+
+    @extend_schema(
+        operation_id="experiments_create", request=ExperimentCreateSerializer, responses={201: experiment_apis.ExperimentSerializer},
+        description="Create a draft experiment: a dataset, variants (prompt at a label or version, optional model and params) "
+        "and the evaluators that score its runs (by name or id), all or nothing.",
+    )  # fmt: skip
+    def post(self, request):
+        return super().post(request)
+
+    @transaction.atomic
+    def create(self, data: dict) -> Experiment:
+        evaluators = evaluators_named(project_id=self.project_id, refs=data["evaluators"])
+        experiment = super().create(data)
+        services.experiment_evaluators_set(experiment=experiment, actor=self.actor, evaluators=evaluators)
+        return experiment
+
+
+class ScoreListApi(ProjectApi):
+    required_scope = "read"
+
+    @extend_schema(
+        operation_id="experiments_scores_list", parameters=[ScoreListQuery], responses={200: paged(ScoreSerializer)},
+        description="The scores of the experiment's runs, by item row, variant, repeat and evaluator; filter by evaluator, "
+        "status or variant. Each evaluator's current version unless versions=all.",
+    )  # fmt: skip
+    def get(self, request, pk: int):
+        query = self.valid(ScoreListQuery, request.query_params)
+        experiment = experiment_apis.experiment_get(project_id=self.project_id, pk=pk)
+
+        def documents(rows):
+            return ScoreSerializer([{**row, "current": row["evaluator_version"] == row["current_version"]} for row in rows], many=True).data
+
+        return page_of(self, score_list(experiment=experiment, **query), documents)
+
+
+class ComparisonApi(ProjectApi):
+    required_scope = "read"
+
+    @extend_schema(
+        operation_id="experiments_comparison", responses={200: ComparisonSerializer},
+        description="The variants compared on the same items: per variant pass rate and mean score with 95% intervals, "
+        "latency and cost; per pair a paired test (Holm-adjusted when there are several pairs) and a verdict in plain words. "
+        "A run passes when every evaluator passes it; errored runs count apart, never as failures.",
+    )  # fmt: skip
+    def get(self, request, pk: int):
+        return Response(comparison_document(experiment_apis.experiment_get(project_id=self.project_id, pk=pk)))
+
+
+urlpatterns = [
+    path("evaluators/", EvaluatorListApi.as_view(), name="api-evaluators"),
+    path("experiments/", ExperimentListApi.as_view(), name="api-experiments"),
+    path("experiments/<int:pk>/scores/", ScoreListApi.as_view(), name="api-experiment-scores"),
+    path("experiments/<int:pk>/comparison/", ComparisonApi.as_view(), name="api-experiment-comparison"),
+]
