@@ -13,5 +13,6 @@ urlpatterns = [
     path("experiments/<int:pk>/items/<int:item_id>/diff/", views.item_diff, name="item_diff"),
     path("experiments/<int:pk>/export.<str:format>", views.experiment_export, name="experiment_export"),
     path("", include("evaluations.promptfoo.urls")),
+    path("", include("evaluations.governance.urls")),
     path("", include("evaluations.analytics_urls")),
 ]

@@ -78,7 +78,9 @@ def dataset_create(*, project: Project, actor, name: str, description: str = "")
         raise taken
     try:
         with transaction.atomic():
-            dataset = Dataset.objects.create(project=project, name=name, description=description)
+            dataset = Dataset(project=project, name=name, description=description)
+            dataset._history_user, dataset._change_reason = actor, "Created"
+            dataset.save()
     except IntegrityError:  # created concurrently since the check above
         raise taken from None
     logger.info("experiments.dataset_created", dataset_id=dataset.pk, project_id=project.pk)
@@ -168,6 +170,10 @@ def dataset_import(*, dataset: Dataset, actor, file, format: str, mapping: dict 
     if problems:
         raise _nothing_imported(problems)  # rolls back everything saved above
     DatasetItem.objects.bulk_create(batch)
+    # The items are not versioned; the import is recorded in the dataset's history (under the lock taken above).
+    dataset._history_user = actor
+    dataset._change_reason = f"{'Replaced the items with' if replace else 'Added'} {added} items ({format})"
+    dataset.save()
     logger.info("experiments.dataset_imported", dataset_id=dataset.pk, items=added, format=format, replace=replace)
     return added
 

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from prompts.models import ModelEndpoint, Project, Prompt
 from prompts.params import validate_params
@@ -15,6 +16,9 @@ class Dataset(models.Model):
     name = models.SlugField(max_length=100)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Items are not versioned one by one (an import adds up to a million): each import is
+    # recorded here as a save of the dataset whose change reason says what it added.
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True), excluded_fields=["created_at"])
 
     class Meta:
         ordering = ["project", "name"]

@@ -69,10 +69,12 @@ def api_key_create(*, project: Project, actor, name: str, scopes: list[str]) -> 
         )
     prefix = "pl_" + "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(8))
     secret = f"{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey.objects.create(
+    key = ApiKey(
         project=project, name=name, prefix=prefix, secret_hash=_hash(secret),
         scopes=[scope for scope in ApiKeyScope.values if scope in scopes], created_by=actor, operator=actor is None,
     )  # fmt: skip
+    key._history_user, key._change_reason = actor, "Created"
+    key.save()
     logger.info("prompts.api_key_created", api_key_id=key.pk, prefix=prefix, project_id=project.pk, scopes=key.scopes)
     return key, secret
 
@@ -83,6 +85,7 @@ def api_key_revoke(*, key: ApiKey, actor) -> ApiKey:
     authorize(actor, key.project, Action.MANAGE)
     if key.revoked_at is None:
         key.revoked_at, key.revoked_by = timezone.now(), actor
+        key._history_user, key._change_reason = actor, "Revoked"
         key.save(update_fields=["revoked_at", "revoked_by"])
         logger.info("prompts.api_key_revoked", api_key_id=key.pk, prefix=key.prefix)
     _forget(key.prefix)

@@ -16,6 +16,13 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+    # Set by owners on the approvals page (prompts.services.project_require_approval_set), never
+    # in a form that could save it past the service: hence not editable.
+    require_approval = models.BooleanField(
+        default=False, editable=False,
+        help_text="Production moves only through an approved proposal (rollbacks and the operator's CLI excepted).",
+    )  # fmt: skip
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True), excluded_fields=["created_at"])
 
     class Meta:
         ordering = ["name"]
@@ -37,6 +44,7 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True), excluded_fields=["created_at"])
 
     class Meta:
         constraints = [
@@ -101,6 +109,7 @@ class ModelEndpoint(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True), excluded_fields=["created_at", "updated_at"])
 
     class Meta:
         ordering = ["display_name"]
@@ -264,6 +273,10 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Not the hash (history is read more widely than the key table), nor each use.
+    history = HistoricalRecords(
+        history_change_reason_field=models.TextField(null=True), excluded_fields=["secret_hash", "last_used_at", "created_at"]
+    )
 
     class Meta:
         ordering = ["project", "-created_at"]

@@ -65,10 +65,12 @@ def project_create(*, slug: str, name: str = "", owner=None, actor=None) -> Proj
         ) from None
     if Project.objects.filter(slug=slug).exists():
         raise Invalid(f"A project with the slug {slug!r} already exists.", details={"slug": slug})
-    project = Project.objects.create(slug=slug, name=name or slug)
+    project = Project(slug=slug, name=name or slug)
+    project._history_user, project._change_reason = actor, "Created"
+    project.save()
     owner = owner or actor
     if owner is not None:
-        _membership_write(project=project, user=owner, role=Role.OWNER)
+        _membership_write(project=project, user=owner, role=Role.OWNER, actor=actor)
     logger.info("prompts.project_created", project_id=project.pk, slug=slug)
     return project
 
@@ -89,7 +91,7 @@ def membership_set(*, project: Project, user, role: str, actor=None) -> Membersh
     authorize(actor, project, Action.OWN if touches_owner else Action.MANAGE)
     if current is not None and current.role == Role.OWNER and role != Role.OWNER:
         _keep_an_owner(project=project, leaving=user)
-    membership = _membership_write(project=project, user=user, role=role)
+    membership = _membership_write(project=project, user=user, role=role, actor=actor)
     logger.info("prompts.membership_set", project_id=project.pk, user_id=user.pk, role=role)
     return membership
 
@@ -103,6 +105,7 @@ def membership_remove(*, project: Project, user, actor=None) -> None:
     authorize(actor, project, Action.OWN if current.role == Role.OWNER else Action.MANAGE)
     if current.role == Role.OWNER:
         _keep_an_owner(project=project, leaving=user)
+    current._history_user, current._change_reason = actor, f"Removed ({current.role})"
     current.delete()
     logger.info("prompts.membership_removed", project_id=project.pk, user_id=user.pk)
 
@@ -116,8 +119,14 @@ def _keep_an_owner(*, project: Project, leaving) -> None:
         )
 
 
-def _membership_write(*, project: Project, user, role: str) -> Membership:
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+def _membership_write(*, project: Project, user, role: str, actor) -> Membership:
+    membership = Membership.objects.filter(project=project, user=user).first()
+    if membership is None or membership.role != role:  # an unchanged role writes no history
+        reason = f"Added as {role}" if membership is None else f"Role {membership.role} → {role}"
+        membership = membership or Membership(project=project, user=user)
+        membership.role = role
+        membership._history_user, membership._change_reason = actor, reason
+        membership.save()
     if not user.is_staff:
         # Members work in the admin; it shows them only their own projects.
         user.is_staff = True
@@ -132,7 +141,23 @@ def project_rename(*, project: Project, name: str, actor=None) -> Project:
     if not name.strip():
         raise Invalid("A project needs a name.", details={"name": name})
     project.name = name.strip()
+    project._history_user, project._change_reason = actor, "Renamed"
     project.save(update_fields=["name"])
+    return project
+
+
+@transaction.atomic
+def project_require_approval_set(*, project: Project, actor, required: bool) -> Project:
+    """Whether `production` moves only through an approved proposal (evaluations.governance).
+    Owners decide: an admin who could turn it off could skip the second person it asks for."""
+    authorize(actor, project, Action.OWN)
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if project.require_approval != required:
+        project.require_approval = required
+        project._history_user = actor
+        project._change_reason = "Production moves need an approval" if required else "Production moves no longer need an approval"
+        project.save(update_fields=["require_approval"])
+        logger.info("prompts.project_require_approval_set", project_id=project.pk, required=required)
     return project
 
 
@@ -141,6 +166,7 @@ def project_delete(*, project: Project, actor=None) -> None:
     """Delete the project and everything in it."""
     authorize(actor, project, Action.OWN)
     logger.info("prompts.project_deleted", project_id=project.pk, slug=project.slug)
+    project._history_user = actor
     project.delete()
 
 
@@ -165,9 +191,14 @@ def endpoint_save(*, name: str, actor=None, **fields) -> tuple[ModelEndpoint, bo
     created = endpoint is None
     if created:
         endpoint = ModelEndpoint(name=name, display_name=fields.get("display_name") or name)
+    changed = sorted(field for field, value in fields.items() if getattr(endpoint, field) != value)
     for field, value in fields.items():
         setattr(endpoint, field, value)
-    validated(endpoint, f"model endpoint {name!r}").save()
+    validated(endpoint, f"model endpoint {name!r}")
+    if created or changed:  # re-running a command with the same values records nothing
+        endpoint._history_user = actor
+        endpoint._change_reason = "Created" if created else f"Changed {', '.join(changed)}"
+        endpoint.save()
     logger.info("prompts.endpoint_saved", endpoint=name, created=created)
     return endpoint, created
 
@@ -214,6 +245,7 @@ def prompt_update(*, prompt: Prompt, actor, message: str, base_version: int | No
 @transaction.atomic
 def prompt_revert(*, prompt: Prompt, actor, version: int, message: str = "") -> Prompt:
     """Save the content of an earlier version as a new version."""
+    authorize(actor, prompt.project, Action.EDIT)
     old = selectors.prompt_version(prompt=prompt, version=version)
     content = {field: getattr(old, field) for field in Prompt.CONTENT_FIELDS}
     content["endpoint"] = ModelEndpoint.objects.get(pk=content.pop("endpoint_id"))
@@ -254,10 +286,11 @@ def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str 
     message = " ".join([message.strip(), *(note for _, note in notes if note)]).strip()
     moved, _ = Label.objects.update_or_create(prompt=prompt, name=label, defaults={"version": version})
     prompt_cache_invalidate(project_id=prompt.project_id, name=prompt.name)
-    LabelMove.objects.create(
+    move = LabelMove.objects.create(
         prompt=prompt, prompt_name=prompt.name, label=label, from_version=current and current.version, to_version=version,
         actor=actor, message=message,
     )  # fmt: skip
+    transaction.on_commit(lambda: signals.label_moved.send(sender=LabelMove, label_move_id=move.pk, rollback=rollback), robust=True)
     logger.info("prompts.label_moved", prompt_id=prompt.pk, label=label, to_version=version)
     return moved
 
@@ -265,6 +298,7 @@ def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str 
 @transaction.atomic
 def label_rollback(*, prompt: Prompt, actor, label: str) -> Label:
     """Move the label back to where its last move took it from."""
+    authorize(actor, prompt.project, Action.MANAGE if label == "production" else Action.EDIT)
     last = LabelMove.objects.filter(prompt=prompt, label=label).first()
     if last is None or last.from_version is None:
         raise Invalid(f"The label {label!r} has no earlier version to roll back to.", details={"label": label})
@@ -289,6 +323,10 @@ def _save_version(prompt: Prompt, *, actor, message: str) -> Prompt:
     prompt._history_user = actor
     prompt.save()
     prompt_cache_invalidate(project_id=prompt.project_id, name=prompt.name)
+    prompt_id, version = prompt.pk, prompt.version
+    transaction.on_commit(
+        lambda: signals.prompt_version_created.send(sender=Prompt, prompt_id=prompt_id, version=version), robust=True
+    )
     logger.info("prompts.prompt_saved", prompt_id=prompt.pk, version=prompt.version)
     return prompt
 

@@ -6,3 +6,10 @@ from django.dispatch import Signal
 # override_reason and rollback. A receiver vetoes the move by raising a DomainError, or
 # returns a line for the move's record (e.g. "gate passed: ...").
 label_moving = Signal()
+
+# Sent after commit when a save made a new version of a prompt, with prompt_id and version.
+prompt_version_created = Signal()
+
+# Sent after commit when a label moved, with label_move_id (the LabelMove that records it) and
+# rollback. Not sent when the label already pointed at the version.
+label_moved = Signal()

@@ -106,3 +106,27 @@ class RunFactory(factory.django.DjangoModelFactory):
     output = "The answer is 42."
     latency_ms = 120.0
     cost_usd = "0.0010"  # saved as a Decimal; re-read the row to get one
+
+
+class ApprovalRequestFactory(factory.django.DjangoModelFactory):
+    """A pending proposal to move production, saved without the service (no notifications)."""
+
+    class Meta:
+        model = "evaluations.ApprovalRequest"
+
+    prompt = factory.SubFactory(PromptFactory)
+    project = factory.SelfAttribute("prompt.project")
+    prompt_name = factory.SelfAttribute("prompt.name")
+    version = 1
+    proposed_by = factory.SubFactory(UserFactory)
+
+
+class WebhookFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "evaluations.Webhook"
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"hook {n}")
+    url = "http://127.0.0.1:9/hook"
+    secret = factory.Sequence(lambda n: f"whsec_test_{n}")
+    events = factory.LazyFunction(lambda: ["prompt.version_created", "label.moved", "approval.requested", "approval.decided"])

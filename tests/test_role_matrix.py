@@ -1,0 +1,272 @@
+"""Role x action: every mutating service, called by a viewer, an editor, an admin, an owner and
+a member of another project, is allowed or refused with Forbidden exactly as prompts.access
+says.
+
+The services are found by introspection: every public function of the service modules that
+takes an `actor`, or that writes in a transaction of its own (`@transaction.atomic`), must have
+a case here or an exemption that says why. A new service without one fails
+test_every_service_has_an_entry; so does a module elsewhere that grows a function taking an
+`actor` without being listed."""
+
+import ast
+import inspect
+import io
+import uuid
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+
+from evaluations import gates
+from evaluations import services as evaluation_services
+from evaluations.governance import approvals, notifications, webhooks
+from evaluations.models import HumanRating, WebhookDelivery
+from experiments import datasets, playground
+from experiments import services as experiment_services
+from experiments.models import PlaygroundCall
+from prompts import api_keys
+from prompts import services as prompt_services
+from prompts.access import RANK
+from prompts.models import PromptCall, Role
+from promptlab.errors import Forbidden
+from tests.factories import (ApprovalRequestFactory, DatasetFactory, DatasetItemFactory, ExperimentFactory, MembershipFactory,
+                             ModelEndpointFactory, ProjectFactory, RunFactory, UserFactory, WebhookFactory)  # fmt: skip
+
+pytestmark = pytest.mark.django_db
+
+MODULES = [prompt_services, api_keys, experiment_services, datasets, playground, evaluation_services, gates, approvals, webhooks,
+           notifications]  # fmt: skip
+SUPERUSER = "superuser"  # no project role suffices
+WHO = ["outsider", *Role.values]
+
+# Public functions elsewhere that take an actor: each delegates every write to the services below.
+COMPOSITES = {
+    "prompts.yaml_io.prompts_import": "saves through prompt_create / prompt_update / label_move",
+    "evaluations.promptfoo.importer.promptfoo_suite_import": "saves through the prompt, dataset, evaluator and experiment services",
+}
+
+EXEMPT = {
+    "prompts.services.user_invite": "creates only an account; access is granted by membership_set, which callers run in the same transaction",
+    "prompts.services.project_create": "not in a project yet: any signed-in person may create one and becomes its owner",
+    "evaluations.gates.check_promotion": "a label_moving receiver: label_move has authorized the actor; an override needs admin (tested in test_gates)",
+    "evaluations.governance.approvals.check_approval_required": "a label_moving receiver: label_move has authorized the actor",
+    "evaluations.governance.notifications.notifications_mark_read": "acts only on the actor's own notifications, in no project",
+}
+
+
+class World:
+    """A project with a member of each role, a prompt at v1..v3 with moved labels, a dataset,
+    experiments, an evaluator, and whatever else a case needs, made on first use by the operator."""
+
+    def __init__(self):
+        self.project = ProjectFactory()
+        self.members = {role: MembershipFactory(project=self.project, role=role).user for role in Role}
+        self.outsider = MembershipFactory(role=Role.OWNER).user  # owns another project, nothing here
+        self.endpoint = ModelEndpointFactory(model="promptlab-demo/echo")
+
+    def actor(self, who: str):
+        return self.outsider if who == "outsider" else self.members[Role(who)]
+
+    @cached_property
+    def prompt(self):
+        prompt = prompt_services.prompt_create(project=self.project, actor=None, name="faq", message="v1", template="Q: {{ q }}",
+                                               endpoint=self.endpoint)  # fmt: skip
+        for version in (2, 3):
+            prompt = prompt_services.prompt_update(prompt=prompt, actor=None, message=f"v{version}", template=f"Q{version}: {{{{ q }}}}")
+        for label in ("staging", "production"):
+            prompt_services.label_move(prompt=prompt, actor=None, label=label, version=1)
+            prompt_services.label_move(prompt=prompt, actor=None, label=label, version=2)
+        return prompt
+
+    @cached_property
+    def dataset(self):
+        dataset = DatasetFactory(project=self.project)
+        DatasetItemFactory(dataset=dataset, row=1, vars={"q": "one"})
+        DatasetItemFactory(dataset=dataset, row=2, vars={"q": "two"})
+        return dataset
+
+    @cached_property
+    def draft(self):
+        return experiment_services.experiment_create(project=self.project, actor=None, name="draft", dataset=self.dataset,
+                                                     variants=[{"prompt": self.prompt, "version": 1}])  # fmt: skip
+
+    @cached_property
+    def running(self):
+        return experiment_services.experiment_start(experiment=self.draft, actor=None)
+
+    @cached_property
+    def done_run(self):
+        return RunFactory(experiment=ExperimentFactory(project=self.project, status="finished"))
+
+    @cached_property
+    def evaluator(self):
+        return evaluation_services.evaluator_create(project=self.project, actor=None, name="says", kind="contains", config={"value": "Q"})
+
+    @cached_property
+    def proposal(self):  # by an editor who is none of the actors
+        proposer = MembershipFactory(project=self.project, role=Role.EDITOR).user
+        return ApprovalRequestFactory(prompt=self.prompt, version=3, proposed_by=proposer)
+
+    @cached_property
+    def webhook(self):
+        return WebhookFactory(project=self.project)
+
+
+def _gate_experiment_start(w, actor):
+    gates.gate_set(prompt=w.prompt, actor=None, dataset=w.dataset, evaluators=[w.evaluator])
+    gates.gate_experiment_start(prompt=w.prompt, version=3, actor=actor)
+
+
+def _rating_delete_other(w, actor):
+    other = UserFactory()
+    HumanRating.objects.create(run=w.done_run, user=other, scale="thumbs", value=1)
+    evaluation_services.rating_delete(run=w.done_run, actor=actor, user=other)
+
+
+def _playground_call(w):
+    return PlaygroundCall.objects.create(batch=uuid.uuid4(), project=w.project, prompt=w.prompt, version=1, endpoint=w.endpoint,
+                                         vars={"q": "hi"}, status="done", output="hello")  # fmt: skip
+
+
+def _prompt_call(w):
+    return PromptCall.objects.create(project=w.project, prompt=w.prompt, prompt_name=w.prompt.name, version=2, model="m", status="done")
+
+
+def _failed_delivery(w):
+    return WebhookDelivery.objects.create(webhook=w.webhook, event="label.moved", event_id=uuid.uuid4(), payload={}, status="failed")
+
+
+P, K, E, D, G = "prompts.services", "prompts.api_keys", "experiments.services", "experiments.datasets", "evaluations.gates"
+V, A, W = "evaluations.services", "evaluations.governance.approvals", "evaluations.governance.webhooks"
+
+# "module.function" or "module.function[variant]": (the least role allowed, the call).
+CASES = {
+    f"{P}.membership_set[editor]": (Role.ADMIN, lambda w, a: prompt_services.membership_set(project=w.project, user=UserFactory(), role="editor", actor=a)),
+    f"{P}.membership_set[owner]": (Role.OWNER, lambda w, a: prompt_services.membership_set(project=w.project, user=UserFactory(), role="owner", actor=a)),
+    f"{P}.membership_remove[editor]": (Role.ADMIN, lambda w, a: prompt_services.membership_remove(
+        project=w.project, user=MembershipFactory(project=w.project, role=Role.EDITOR).user, actor=a)),
+    f"{P}.membership_remove[owner]": (Role.OWNER, lambda w, a: prompt_services.membership_remove(
+        project=w.project, user=MembershipFactory(project=w.project, role=Role.OWNER).user, actor=a)),
+    f"{P}.project_rename": (Role.ADMIN, lambda w, a: prompt_services.project_rename(project=w.project, name="Renamed", actor=a)),
+    f"{P}.project_require_approval_set": (Role.OWNER, lambda w, a: prompt_services.project_require_approval_set(project=w.project, actor=a, required=True)),
+    f"{P}.project_delete": (Role.OWNER, lambda w, a: prompt_services.project_delete(project=w.project, actor=a)),
+    f"{P}.endpoint_save": (SUPERUSER, lambda w, a: prompt_services.endpoint_save(name="another", actor=a, model="openai/gpt-4o-mini")),
+    f"{P}.prompt_create": (Role.EDITOR, lambda w, a: prompt_services.prompt_create(project=w.project, actor=a, name="new", message="m", template="x",
+                                                                                    endpoint=w.endpoint)),
+    f"{P}.prompt_update": (Role.EDITOR, lambda w, a: prompt_services.prompt_update(prompt=w.prompt, actor=a, message="m", template="changed")),
+    f"{P}.prompt_revert": (Role.EDITOR, lambda w, a: prompt_services.prompt_revert(prompt=w.prompt, actor=a, version=1)),
+    f"{P}.prompt_delete": (Role.ADMIN, lambda w, a: prompt_services.prompt_delete(prompt=w.prompt, actor=a)),
+    f"{P}.label_move[staging]": (Role.EDITOR, lambda w, a: prompt_services.label_move(prompt=w.prompt, actor=a, label="staging", version=3)),
+    f"{P}.label_move[production]": (Role.ADMIN, lambda w, a: prompt_services.label_move(prompt=w.prompt, actor=a, label="production", version=3)),
+    f"{P}.label_rollback[staging]": (Role.EDITOR, lambda w, a: prompt_services.label_rollback(prompt=w.prompt, actor=a, label="staging")),
+    f"{P}.label_rollback[production]": (Role.ADMIN, lambda w, a: prompt_services.label_rollback(prompt=w.prompt, actor=a, label="production")),
+    f"{P}.prompt_call_create": (Role.EDITOR, lambda w, a: prompt_services.prompt_call_create(prompt=w.prompt, actor=a, variables={"q": "hi"})),
+    f"{P}.prompt_call_feedback": (Role.VIEWER, lambda w, a: prompt_services.prompt_call_feedback(call=_prompt_call(w), actor=a, thumbs=1)),
+    f"{K}.api_key_create": (Role.ADMIN, lambda w, a: api_keys.api_key_create(project=w.project, actor=a, name="bot", scopes=["read"])),
+    f"{K}.api_key_revoke": (Role.ADMIN, lambda w, a: api_keys.api_key_revoke(
+        key=api_keys.api_key_create(project=w.project, actor=None, name="bot", scopes=["read"])[0], actor=a)),
+    f"{D}.dataset_create": (Role.EDITOR, lambda w, a: datasets.dataset_create(project=w.project, actor=a, name="cases")),
+    f"{D}.dataset_import": (Role.EDITOR, lambda w, a: datasets.dataset_import(dataset=w.dataset, actor=a, file=io.BytesIO(b"q\nthree\n"), format="csv")),
+    f"{D}.dataset_items_add": (Role.EDITOR, lambda w, a: datasets.dataset_items_add(dataset=w.dataset, actor=a, items=[{"q": "three"}])),
+    f"{E}.experiment_create": (Role.EDITOR, lambda w, a: experiment_services.experiment_create(
+        project=w.project, actor=a, name="x", dataset=w.dataset, variants=[{"prompt": w.prompt, "version": 2}])),
+    f"{E}.experiment_update": (Role.EDITOR, lambda w, a: experiment_services.experiment_update(
+        experiment=w.draft, actor=a, variants=[{"prompt": w.prompt, "version": 2}], name="renamed")),
+    f"{E}.experiment_start": (Role.EDITOR, lambda w, a: experiment_services.experiment_start(experiment=w.draft, actor=a)),
+    f"{E}.experiment_cancel": (Role.EDITOR, lambda w, a: experiment_services.experiment_cancel(experiment=w.running, actor=a)),
+    f"{E}.experiment_resume": (Role.EDITOR, lambda w, a: experiment_services.experiment_resume(experiment=w.running, actor=a)),
+    f"{E}.experiment_retry_errors": (Role.EDITOR, lambda w, a: experiment_services.experiment_retry_errors(experiment=w.running, actor=a)),
+    "experiments.playground.playground_run": (Role.EDITOR, lambda w, a: playground.playground_run(
+        prompt=w.prompt, actor=a, version=None, variables={"q": "hi"}, endpoints=[w.endpoint])),
+    "experiments.playground.playground_save_item": (Role.EDITOR, lambda w, a: playground.playground_save_item(
+        call=_playground_call(w), actor=a, dataset=w.dataset)),
+    f"{V}.evaluator_create": (Role.EDITOR, lambda w, a: evaluation_services.evaluator_create(
+        project=w.project, actor=a, name="new", kind="contains", config={"value": "x"})),
+    f"{V}.evaluator_update": (Role.EDITOR, lambda w, a: evaluation_services.evaluator_update(evaluator=w.evaluator, actor=a, message="m", weight=2.0)),
+    f"{V}.evaluator_delete": (Role.ADMIN, lambda w, a: evaluation_services.evaluator_delete(evaluator=w.evaluator, actor=a)),
+    f"{V}.experiment_evaluators_set": (Role.EDITOR, lambda w, a: evaluation_services.experiment_evaluators_set(
+        experiment=w.draft, actor=a, evaluators=[w.evaluator])),
+    f"{V}.experiment_rescore": (Role.EDITOR, lambda w, a: evaluation_services.experiment_rescore(experiment=w.done_run.experiment, actor=a)),
+    f"{V}.rating_set": (Role.VIEWER, lambda w, a: evaluation_services.rating_set(run=w.done_run, actor=a, scale="thumbs", value=1)),
+    f"{V}.rating_delete[own]": (Role.VIEWER, lambda w, a: evaluation_services.rating_delete(run=w.done_run, actor=a)),
+    f"{V}.rating_delete[someone else's]": (Role.ADMIN, _rating_delete_other),
+    f"{G}.gate_set": (Role.ADMIN, lambda w, a: gates.gate_set(prompt=w.prompt, actor=a, dataset=w.dataset, evaluators=[w.evaluator])),
+    f"{G}.gate_experiment_start": (Role.EDITOR, _gate_experiment_start),
+    f"{A}.approval_propose": (Role.EDITOR, lambda w, a: approvals.approval_propose(prompt=w.prompt, actor=a, version=3)),
+    f"{A}.approval_approve": (Role.ADMIN, lambda w, a: approvals.approval_approve(approval=w.proposal, actor=a, comment="ok")),
+    f"{A}.approval_reject": (Role.ADMIN, lambda w, a: approvals.approval_reject(approval=w.proposal, actor=a, comment="not now")),
+    f"{A}.approval_withdraw": (Role.EDITOR, lambda w, a: approvals.approval_withdraw(
+        approval=ApprovalRequestFactory(prompt=w.prompt, version=3, proposed_by=a), actor=a)),
+    f"{W}.webhook_create": (Role.ADMIN, lambda w, a: webhooks.webhook_create(
+        project=w.project, actor=a, name="ci", url="http://127.0.0.1:9/hook", events=["label.moved"])),
+    f"{W}.webhook_update": (Role.ADMIN, lambda w, a: webhooks.webhook_update(webhook=w.webhook, actor=a, enabled=False)),
+    f"{W}.webhook_secret_rotate": (Role.ADMIN, lambda w, a: webhooks.webhook_secret_rotate(webhook=w.webhook, actor=a)),
+    f"{W}.webhook_delete": (Role.ADMIN, lambda w, a: webhooks.webhook_delete(webhook=w.webhook, actor=a)),
+    f"{W}.webhook_redeliver": (Role.ADMIN, lambda w, a: webhooks.webhook_redeliver(delivery=_failed_delivery(w), actor=a)),
+}  # fmt: skip
+
+
+def _service(name: str) -> str:
+    return name.split("[", 1)[0]
+
+
+def _takes_actor(function) -> bool:
+    parameter = inspect.signature(function).parameters.get("actor")
+    return parameter is not None and parameter.kind == inspect.Parameter.KEYWORD_ONLY
+
+
+def _is_service(function) -> bool:
+    """Takes an actor, or writes in a transaction of its own (transaction.atomic wraps it)."""
+    return _takes_actor(function) or hasattr(function, "__wrapped__")
+
+
+def _public_functions(module):
+    for name, function in vars(module).items():
+        if inspect.isfunction(function) and function.__module__ == module.__name__ and not name.startswith("_"):
+            yield f"{module.__name__}.{name}", function
+
+
+def test_every_service_has_an_entry():
+    found = {name for module in MODULES for name, function in _public_functions(module) if _is_service(function)}
+    covered = {_service(name) for name in CASES} | set(EXEMPT)
+
+    assert sorted(found - covered) == [], "a mutating service without a role-matrix case: add one to CASES (or EXEMPT, saying why)"
+    assert sorted(covered - found) == [], "an entry for a service that no longer exists"
+
+
+def test_no_module_outside_the_matrix_takes_an_actor():
+    """Read from the source (importing every module would import LiteLLM and more)."""
+    root = Path(__file__).resolve().parent.parent
+    listed = {module.__name__ for module in MODULES}
+    elsewhere = set()
+    for package in ("prompts", "experiments", "evaluations"):
+        for path in sorted((root / package).rglob("*.py")):
+            module = ".".join(path.relative_to(root).with_suffix("").parts)
+            if "migrations" in path.parts or "management" in path.parts or module in listed:
+                continue
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and any(
+                    argument.arg == "actor" for argument in node.args.kwonlyargs
+                ):
+                    elsewhere.add(f"{module}.{node.name}")
+
+    assert sorted(elsewhere - set(COMPOSITES)) == [], "a module with services that the role matrix does not cover: add it to MODULES"
+
+
+@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_role_matrix(name, who):
+    minimum, call = CASES[name]
+    world = World()
+    actor = world.actor(who)
+    allowed = who != "outsider" and minimum != SUPERUSER and RANK[Role(who)] >= RANK[minimum]
+
+    if allowed:
+        call(world, actor)
+    else:
+        with pytest.raises(Forbidden):
+            call(world, actor)
+
+
+def test_only_superusers_change_the_model_catalog():
+    prompt_services.endpoint_save(name="another", actor=UserFactory(is_superuser=True), model="openai/gpt-4o-mini")
