@@ -95,6 +95,7 @@ def test_the_admin_shows_prices_and_the_breaker_and_can_reset_it(client, setting
 def test_litellm_is_not_imported_until_a_model_is_called(tmp_path):
     code = (
         "import sys, django; django.setup()\n"
+        "from django.core.management import call_command; call_command('migrate', verbosity=0)\n"
         "from django.test import Client\n"
         "from django.test.utils import setup_test_environment; setup_test_environment()\n"
         "import promptlab.urls, prompts.gateway, prompts.admin\n"
