@@ -4,7 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from prompts.models import ModelEndpoint, Project, Prompt
+from prompts.models import CallResult, ModelEndpoint, Project, Prompt
 from prompts.params import validate_params
 from promptlab.errors import Invalid
 
@@ -120,7 +120,7 @@ class RunStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-class Run(models.Model):
+class Run(CallResult):
     """One LLM call: item x variant x repeat."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
@@ -128,21 +128,9 @@ class Run(models.Model):
     item = models.ForeignKey(DatasetItem, on_delete=models.CASCADE, related_name="runs")
     repeat = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
-    messages = models.JSONField(default=list, blank=True, help_text="The rendered messages sent.")
-    output = models.TextField(blank=True)
-    finish_reason = models.CharField(max_length=32, blank=True)
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
     reserved_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
-    latency_ms = models.FloatField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    cached = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    error_kind = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     claims = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it.")
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["experiment", "item__row", "variant", "repeat"]
@@ -160,7 +148,7 @@ class PlaygroundCallStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class PlaygroundCall(models.Model):
+class PlaygroundCall(CallResult):
     """One playground call: a prompt version rendered with sample variables, sent to one
     endpoint by a worker. The calls of one submit share a `batch` and show side by side."""
 
@@ -172,21 +160,9 @@ class PlaygroundCall(models.Model):
     # Scratch work: deleting an endpoint takes its playground calls with it.
     endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.CASCADE, related_name="playground_calls")
     vars = models.JSONField(default=dict, blank=True, help_text="The variables as entered.")
-    messages = models.JSONField(default=list, blank=True, help_text="The rendered messages sent.")
     params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=PlaygroundCallStatus.choices, default=PlaygroundCallStatus.PENDING)
-    output = models.TextField(blank=True)
-    finish_reason = models.CharField(max_length=32, blank=True)
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
-    latency_ms = models.FloatField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    cached = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    error_kind = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "id"]

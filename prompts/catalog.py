@@ -21,16 +21,19 @@ from promptlab.errors import Invalid
 
 def api_base_error(url: str) -> str | None:
     """Why `url` may not be used as an api_base, or None when it may (the SSRF guard)."""
+    return outbound_url_error(url, setting="PROMPTLAB_API_BASE_HOSTS")
+
+
+def outbound_url_error(url: str, *, setting: str) -> str | None:
+    """Why promptlab may not call `url`, or None when its host matches a pattern of the
+    named allowlist setting: nothing outside an operator's list is ever called."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         return f"{url!r} is not an http(s) URL."
-    allowed = settings.PROMPTLAB_API_BASE_HOSTS
+    allowed = getattr(settings, setting)
     if not any(fnmatch(parts.hostname.lower(), pattern.lower()) for pattern in allowed):
         listed = ", ".join(allowed) or "none"
-        return (
-            f"The host {parts.hostname!r} is not in PROMPTLAB_API_BASE_HOSTS (allowed: {listed}). "
-            "An operator must add it to that setting."
-        )
+        return f"The host {parts.hostname!r} is not in {setting} (allowed: {listed}). An operator must add it to that setting."
     return None
 
 

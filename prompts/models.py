@@ -297,7 +297,29 @@ class PromptCallStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class PromptCall(models.Model):
+class CallResult(models.Model):
+    """What a model call's row keeps: the messages sent and the answer or the failure, as
+    prompts.gateway.answer_fields / failure_fields give them. Experiment runs, playground
+    calls and API calls all extend it."""
+
+    messages = models.JSONField(default=list, blank=True, help_text="The rendered messages sent.")
+    output = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cached = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    error_kind = models.CharField(max_length=32, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class PromptCall(CallResult):
     """One call through the serving API's invoke: production traffic, logged for analytics.
     The web process records it; a worker makes the model call and fills in the result."""
 
@@ -313,22 +335,10 @@ class PromptCall(models.Model):
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     vars = models.JSONField(default=dict, blank=True)
-    messages = models.JSONField(default=list, blank=True, help_text="The rendered messages sent.")
     params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=PromptCallStatus.choices, default=PromptCallStatus.PENDING)
-    output = models.TextField(blank=True)
-    finish_reason = models.CharField(max_length=32, blank=True)
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
-    latency_ms = models.FloatField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    cached = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
     error_code = models.CharField(max_length=32, blank=True)  # the domain error's code, e.g. llm_unavailable
-    error_kind = models.CharField(max_length=32, blank=True)  # what happened, e.g. rate_limit, timeout
     created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

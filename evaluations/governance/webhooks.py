@@ -35,7 +35,6 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from fnmatch import fnmatch
 from urllib.parse import urlsplit
 
 import structlog
@@ -47,6 +46,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from evaluations.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
+from prompts import catalog
 from prompts.access import Action, authorize
 from prompts.models import LabelMove, Project, Prompt
 from promptlab.errors import Invalid, validated
@@ -66,18 +66,11 @@ WEBHOOK_FIELDS = {"name", "url", "events", "enabled"}
 
 def webhook_url_error(url: str) -> str | None:
     """Why `url` may not be called, or None when it may (the SSRF guard)."""
+    if error := catalog.outbound_url_error(url, setting="PROMPTLAB_WEBHOOK_HOSTS"):
+        return error
     parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        return f"{url!r} is not an http(s) URL."
     if parts.username or parts.password:
         return "Put no credentials in the URL: receivers check the signature instead."
-    allowed = settings.PROMPTLAB_WEBHOOK_HOSTS
-    if not any(fnmatch(parts.hostname.lower(), pattern.lower()) for pattern in allowed):
-        listed = ", ".join(allowed) or "none"
-        return (
-            f"The host {parts.hostname!r} is not in PROMPTLAB_WEBHOOK_HOSTS (allowed: {listed}). "
-            "An operator must add it to that setting."
-        )
     return None
 
 
