@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 from bench.timing import Comparison
+from promptlab.accounts import services as account_services
+from promptlab.llm import services as llm_services
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = int(os.environ.get("BENCH_API_CONNECTIONS", "32"))
@@ -121,13 +123,13 @@ def _prompt_and_key() -> str:
     """A project with `greet` (production on v1) on the offline demo model; its API key."""
     from django.contrib.auth import get_user_model
 
-    from prompts import api_keys
+    from promptlab.accounts import api_keys
+    from promptlab.llm.models import DEMO_PROVIDER
     from prompts import services as prompts
-    from prompts.models import DEMO_PROVIDER
 
     owner = get_user_model().objects.create_user("bench-api", "bench-api@example.com")
-    project = prompts.project_create(slug="bench-api", owner=owner)
-    endpoint, _ = prompts.endpoint_save(name="bench-api", display_name="bench", model=f"{DEMO_PROVIDER}/echo")
+    project = account_services.project_create(slug="bench-api", owner=owner)
+    endpoint, _ = llm_services.endpoint_save(name="bench-api", display_name="bench", model=f"{DEMO_PROVIDER}/echo")
     prompt = prompts.prompt_create(
         project=project, actor=owner, name="greet", message="bench", template="Hello {{ name }}!", endpoint=endpoint
     )

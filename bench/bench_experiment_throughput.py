@@ -20,8 +20,9 @@ from django.db.models import Avg
 from bench.timing import Comparison
 from experiments import services as experiments
 from experiments.models import Dataset, DatasetItem, ExperimentStatus
+from promptlab.accounts import services as account_services
+from promptlab.llm.models import ModelEndpoint
 from prompts import services as prompts
-from prompts.models import ModelEndpoint
 from tests.conftest import database_url_for, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +94,7 @@ def run() -> list[Comparison]:
 
 def _experiment(base_url: str):
     owner = get_user_model().objects.create_user("bench-runner", "bench-runner@example.com")
-    project = prompts.project_create(slug="bench-throughput", owner=owner)
+    project = account_services.project_create(slug="bench-throughput", owner=owner)
     endpoint = ModelEndpoint.objects.create(
         name="bench-throughput", display_name="bench", model="openai/gpt-4o-mini", api_base=base_url,
         api_key_env="PROMPTLAB_BENCH_OPENAI_KEY", max_retries=0,

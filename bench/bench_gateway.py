@@ -2,7 +2,7 @@
 
 All three call paths hit the same fake OpenAI-compatible server on 127.0.0.1 with no
 latency, so the figures are pure client-side overhead: (a) a direct httpx POST, (b) a bare
-`litellm.completion`, (c) `prompts.gateway.complete` (params check, credentials, breaker,
+`litellm.completion`, (c) `promptlab.llm.gateway.complete` (params check, credentials, breaker,
 limits, cost, logging). The target is (c) - (b) under 1 ms per call.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 
 from bench.timing import Comparison, rates
-from prompts import gateway
-from prompts.models import ModelEndpoint
+from promptlab.llm import gateway
+from promptlab.llm.models import ModelEndpoint
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ def rss_kb():
 started = time.perf_counter()
 import django; django.setup()
 setup_s, setup_kb = time.perf_counter() - started, rss_kb()
-from prompts import gateway; gateway._litellm()
+from promptlab.llm import gateway; gateway._litellm()
 print(setup_s, setup_kb, time.perf_counter() - started, rss_kb())
 """
 # The server runs in its own process, as a provider would: sharing this process's GIL
@@ -81,7 +81,7 @@ def _per_call(base_url: str) -> list[Comparison]:
     def through_gateway():
         gateway.complete(endpoint=endpoint, messages=MESSAGES, params=PARAMS)
 
-    gateway_log = logging.getLogger("prompts.gateway")
+    gateway_log = logging.getLogger("promptlab.llm.gateway")
     level = gateway_log.level
     gateway_log.setLevel(logging.WARNING)  # console I/O is not what is measured
     try:

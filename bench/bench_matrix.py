@@ -26,8 +26,9 @@ from evaluations import services as evaluations
 from evaluations.models import Score, ScoreStatus
 from experiments import selectors as experiment_selectors
 from experiments.models import Dataset, DatasetItem, Experiment, ExperimentStatus, Run, RunStatus, Variant
+from promptlab.accounts import services as account_services
+from promptlab.llm.models import ModelEndpoint
 from prompts import services as prompts
-from prompts.models import ModelEndpoint
 
 ITEMS = int(os.environ.get("BENCH_MATRIX_ITEMS", "2000"))
 VARIANTS = 4
@@ -36,7 +37,7 @@ EVALUATORS = ("refund", "sorry", "polite")
 
 def run() -> list[Comparison]:
     owner = get_user_model().objects.create_user("bench-matrix", "bench-matrix@example.com", is_staff=True)
-    project = prompts.project_create(slug="bench-matrix", owner=owner)
+    project = account_services.project_create(slug="bench-matrix", owner=owner)
     big, small = _experiment(project, owner, ITEMS, "big"), _experiment(project, owner, 20, "small")
     client = Client()
     client.force_login(owner)

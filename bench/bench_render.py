@@ -12,6 +12,8 @@ import logging
 from django.contrib.auth import get_user_model
 
 from bench.timing import Comparison, rates
+from promptlab.accounts import services as account_services
+from promptlab.llm import services as llm_services
 from prompts import selectors, services
 from prompts.rendering import render_version
 
@@ -77,8 +79,8 @@ def _saved_versions():
     services_log.setLevel(logging.WARNING)  # the "prompt saved" lines are not part of the table
     try:
         user = get_user_model().objects.create_user(username="bench-render", email="bench-render@example.com")
-        project = services.project_create(slug="bench-render", name="Render benchmark", owner=user)
-        endpoint, _ = services.endpoint_save(name="bench-render", display_name="Render benchmark", model="promptlab-demo/echo")
+        project = account_services.project_create(slug="bench-render", name="Render benchmark", owner=user)
+        endpoint, _ = llm_services.endpoint_save(name="bench-render", display_name="Render benchmark", model="promptlab-demo/echo")
         simple = services.prompt_create(
             project=project, actor=user, name="order-update", message="bench", template=SIMPLE, endpoint=endpoint,
         )  # fmt: skip

@@ -8,9 +8,9 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from evaluations import gates, kinds, selectors, services
 from evaluations.models import Evaluator, ExperimentEvaluator, GateDecision, PromotionGate
-from prompts import selectors as prompt_selectors
-from prompts.access import Action, can
-from prompts.admin.scoping import ProjectScoped
+from promptlab.accounts import selectors as account_selectors
+from promptlab.accounts.access import Action, can
+from promptlab.accounts.admin.scoping import ProjectScoped
 from promptlab.errors import DomainError, Invalid
 
 FORM_FIELDS = ["project", "name", "description", "kind", "config", "weight", "threshold", "inverted", "enabled"]
@@ -121,7 +121,7 @@ class ExperimentEvaluatorAdmin(admin.ModelAdmin):
     actions = ["rescore"]
 
     def get_queryset(self, request):
-        visible = prompt_selectors.project_list_for(user=request.user).values("pk")
+        visible = account_selectors.project_list_for(user=request.user).values("pk")
         return super().get_queryset(request).filter(experiment__project__in=visible).select_related("experiment__project", "evaluator")
 
     @admin.display(description="project")
@@ -130,7 +130,7 @@ class ExperimentEvaluatorAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name in ("experiment", "evaluator"):
-            editable = [p.pk for p in prompt_selectors.project_list_for(user=request.user) if can(request.user, p, Action.EDIT)]
+            editable = [p.pk for p in account_selectors.project_list_for(user=request.user) if can(request.user, p, Action.EDIT)]
             kwargs["queryset"] = db_field.related_model.objects.filter(project__in=editable)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
@@ -206,7 +206,7 @@ class PromotionGateAdmin(admin.ModelAdmin):
     actions = ["start_gate_experiment"]
 
     def get_queryset(self, request):
-        visible = prompt_selectors.project_list_for(user=request.user).values("pk")
+        visible = account_selectors.project_list_for(user=request.user).values("pk")
         return super().get_queryset(request).filter(prompt__project__in=visible).select_related("prompt__project", "dataset")
 
     @admin.display(description="project")
@@ -214,7 +214,7 @@ class PromotionGateAdmin(admin.ModelAdmin):
         return gate.prompt.project
 
     def _managed(self, request) -> list[int]:
-        return [p.pk for p in prompt_selectors.project_list_for(user=request.user) if can(request.user, p, Action.MANAGE)]
+        return [p.pk for p in account_selectors.project_list_for(user=request.user) if can(request.user, p, Action.MANAGE)]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         kwargs["queryset"] = db_field.related_model.objects.filter(project__in=self._managed(request))
@@ -265,7 +265,7 @@ class GateDecisionAdmin(admin.ModelAdmin):
     list_filter = [("prompt__project", admin.RelatedOnlyFieldListFilter), "passed"]
 
     def get_queryset(self, request):
-        visible = prompt_selectors.project_list_for(user=request.user).values("pk")
+        visible = account_selectors.project_list_for(user=request.user).values("pk")
         return super().get_queryset(request).filter(prompt__project__in=visible).select_related("prompt", "actor")
 
     def has_module_permission(self, request):

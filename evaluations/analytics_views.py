@@ -9,8 +9,9 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from evaluations import analytics, charts
-from prompts import selectors as prompt_selectors
+from promptlab.accounts import selectors as account_selectors
 from promptlab.errors import Invalid
+from prompts import selectors as prompt_selectors
 
 TRAFFIC_ID = "analytics-traffic"
 
@@ -21,7 +22,7 @@ def prompt_analytics(request, slug: str, name: str):
     """The page, or for htmx (a switch of window) only the #analytics-traffic fragment. Any
     member may read it; another project's prompt is a 404 and a `days` other than 7, 30 or 90
     a 400 that says so."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     prompt = prompt_selectors.prompt_for(project=project, name=name)
     context = {"project": project, "prompt": prompt, "windows": analytics.WINDOWS}
     status = 200

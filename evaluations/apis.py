@@ -1,52 +1,28 @@
-"""The REST API for evaluators, scores and comparisons, and experiment creation with
-evaluators. Same rules as prompts.apis: each view validates, calls one service or read, and
-serializes; the project comes from `ProjectApi`.
-
-`experiments/` is routed here rather than in experiments.apis: its create takes the
-evaluators too, in the same transaction as the experiment (experiments cannot import
-evaluations), so a client makes one call and never sees a draft without its evaluators.
-"""
+"""The REST API for evaluators, scores and comparisons. Same rules as prompts.apis: each view
+validates, calls one service or read, and serializes; the project comes from `ProjectApi`.
+(An experiment's evaluators are given when it is created: experiments.apis, through
+experiments.extensions.)"""
 
 import math
-import re
 
-from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.urls import path
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from evaluations import comparison, services
-from evaluations.models import Evaluator, Score, ScoreStatus
+from evaluations import comparison, selectors
+from evaluations.models import Score, ScoreStatus
 from experiments import apis as experiment_apis
 from experiments.models import Experiment
-from prompts.apis import SLUG, ProjectApi, page_of
-from promptlab.api import paged
-from promptlab.errors import Invalid
-
-MAX_ID = 2**63 - 1
+from promptlab.accounts.project_api import ProjectApi
+from promptlab.api import SLUG, page_of, paged
 
 # --- Reads (the query shapes of these endpoints) ----------------------------------------------------
 
 
-def evaluator_list(*, project_id: int) -> QuerySet[Evaluator]:
-    return Evaluator.objects.filter(project_id=project_id).order_by("name")
 
 
-def evaluators_named(*, project_id: int, refs: list[str | int]) -> list[Evaluator]:
-    """The project's evaluators by name (a string) or id (a number), in the order given, each
-    once. Unknown ones, and another project's, are refused alike, all named at once."""
-    names = {ref for ref in refs if isinstance(ref, str)}
-    ids = {ref for ref in refs if isinstance(ref, int)}
-    found = list(evaluator_list(project_id=project_id).filter(Q(name__in=names) | Q(pk__in=ids)))
-    by_ref = {evaluator.name: evaluator for evaluator in found} | {evaluator.pk: evaluator for evaluator in found}
-    if missing := [ref for ref in refs if ref not in by_ref]:
-        raise Invalid(
-            f"There is no evaluator {', '.join(map(repr, missing))} in this project (give evaluators by name or id).",
-            details={"evaluators": missing},
-        )
-    return list({by_ref[ref].pk: by_ref[ref] for ref in refs}.values())
 
 
 def score_list(*, experiment: Experiment, evaluator: str = "", status: str = "", variant: str = "",
@@ -86,31 +62,8 @@ class EvaluatorSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-@extend_schema_field({
-    "oneOf": [{"type": "string", "pattern": SLUG, "maxLength": 100, "description": "The evaluator's name."},
-              {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "The evaluator's id."}],
-})  # fmt: skip
-class EvaluatorRefField(serializers.Field):
-    """An evaluator by name (a string) or by id (a number)."""
-
-    default_error_messages = {"invalid": "An evaluator is its name (a string of letters, digits, - and _) or its id (a number)."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, int) and not isinstance(data, bool) and 1 <= data <= MAX_ID:
-            return data
-        if isinstance(data, str) and len(data) <= 100 and re.fullmatch(SLUG, data):
-            return data
-        self.fail("invalid")
-
-    def to_representation(self, value):
-        return value
 
 
-class ExperimentCreateSerializer(experiment_apis.ExperimentCreateSerializer):
-    evaluators = serializers.ListField(
-        child=EvaluatorRefField(), required=False, default=list, max_length=100,
-        help_text="The evaluators that score its runs, by name or id.",
-    )  # fmt: skip
 
 
 class ScoreListQuery(serializers.Serializer):
@@ -272,28 +225,9 @@ class EvaluatorListApi(ProjectApi):
     @extend_schema(operation_id="evaluators_list", responses={200: paged(EvaluatorSerializer)},
                    description="The project's evaluators, by name.")  # fmt: skip
     def get(self, request):
-        return page_of(self, evaluator_list(project_id=self.project_id), lambda rows: EvaluatorSerializer(rows, many=True).data)
+        return page_of(self, selectors.evaluator_list(project=self.project), lambda rows: EvaluatorSerializer(rows, many=True).data)
 
 
-class ExperimentListApi(experiment_apis.ExperimentListApi):
-    """experiments.apis' list and create; the create also attaches the evaluators."""
-
-    create_serializer = ExperimentCreateSerializer
-
-    @extend_schema(
-        operation_id="experiments_create", request=ExperimentCreateSerializer, responses={201: experiment_apis.ExperimentSerializer},
-        description="Create a draft experiment: a dataset, variants (prompt at a label or version, optional model and params) "
-        "and the evaluators that score its runs (by name or id), all or nothing.",
-    )  # fmt: skip
-    def post(self, request):
-        return super().post(request)
-
-    @transaction.atomic
-    def create(self, data: dict) -> Experiment:
-        evaluators = evaluators_named(project_id=self.project_id, refs=data["evaluators"])
-        experiment = super().create(data)
-        services.experiment_evaluators_set(experiment=experiment, actor=self.actor, evaluators=evaluators)
-        return experiment
 
 
 class ScoreListApi(ProjectApi):
@@ -329,7 +263,6 @@ class ComparisonApi(ProjectApi):
 
 urlpatterns = [
     path("evaluators/", EvaluatorListApi.as_view(), name="api-evaluators"),
-    path("experiments/", ExperimentListApi.as_view(), name="api-experiments"),
     path("experiments/<int:pk>/scores/", ScoreListApi.as_view(), name="api-experiment-scores"),
     path("experiments/<int:pk>/comparison/", ComparisonApi.as_view(), name="api-experiment-comparison"),
 ]

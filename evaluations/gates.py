@@ -15,10 +15,10 @@ from evaluations import comparison, selectors, services, statistics
 from evaluations.models import Evaluator, GateDecision, GateRun, PromotionGate
 from experiments import services as experiments
 from experiments.models import Dataset, Experiment, ExperimentStatus
-from prompts import selectors as prompt_selectors
-from prompts.access import Action, authorize
-from prompts.models import Prompt
+from promptlab.accounts.access import Action, authorize
 from promptlab.errors import Invalid
+from prompts import selectors as prompt_selectors
+from prompts.models import Prompt
 
 logger = structlog.get_logger(__name__)
 
@@ -89,8 +89,8 @@ def gate_result(*, prompt: Prompt, version: int) -> GateResult:
     return GateResult(passed, reason, experiment)
 
 
-def check_promotion(sender, *, prompt: Prompt, label: str, version: int, actor, override_reason: str, rollback: bool, **_):
-    """label_moving receiver: `production` needs a passing gate, or an admin's written override.
+def check_promotion(*, prompt: Prompt, label: str, version: int, actor, override_reason: str, rollback: bool) -> str | None:
+    """A prompts.checks label-move check: `production` needs a passing gate, or an admin's written override.
     A rollback is exempt: going back to a version that shipped before must stay one click."""
     if label != "production" or rollback or _gate_of(prompt) is None:
         return None

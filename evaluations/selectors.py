@@ -10,11 +10,28 @@ from django.db.models import Avg, Count, F, Q, QuerySet
 
 from evaluations.models import Evaluator, HumanRating, Score, ScoreStatus
 from experiments.models import Experiment
-from prompts.models import Project
+from promptlab.accounts.models import Project
+from promptlab.errors import Invalid
 
 
-def evaluator_list(*, project: Project) -> QuerySet[Evaluator]:
-    return Evaluator.objects.filter(project=project).order_by("name")
+def evaluator_list(*, project: Project, enabled_only: bool = False) -> QuerySet[Evaluator]:
+    evaluators = Evaluator.objects.filter(project=project)
+    return (evaluators.filter(enabled=True) if enabled_only else evaluators).order_by("name")
+
+
+def evaluators_named(*, project: Project, refs: list[str | int]) -> list[Evaluator]:
+    """The project's evaluators by name (a string) or id (a number), in the order given, each
+    once. Unknown ones, and another project's, are refused alike, all named at once."""
+    names = {ref for ref in refs if isinstance(ref, str)}
+    ids = {ref for ref in refs if isinstance(ref, int)}
+    found = list(evaluator_list(project=project).filter(Q(name__in=names) | Q(pk__in=ids)))
+    by_ref = {evaluator.name: evaluator for evaluator in found} | {evaluator.pk: evaluator for evaluator in found}
+    if missing := [ref for ref in refs if ref not in by_ref]:
+        raise Invalid(
+            f"There is no evaluator {', '.join(map(repr, missing))} in this project (give evaluators by name or id).",
+            details={"evaluators": missing},
+        )
+    return list({by_ref[ref].pk: by_ref[ref] for ref in refs}.values())
 
 
 def evaluators_of_experiment(*, experiment_id: int, ids: list[int] | None = None, enabled_only: bool = True) -> QuerySet[Evaluator]:

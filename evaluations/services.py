@@ -18,10 +18,10 @@ from evaluations import kinds, selectors
 from evaluations.kinds import RunContext, ScoreError
 from evaluations.models import RATING_VALUES, Evaluator, ExperimentEvaluator, HumanRating, RatingScale, Score, ScoreStatus
 from experiments.models import Experiment, Run, RunStatus
-from prompts.access import Action, authorize
-from prompts.llm_errors import GatewayError
-from prompts.models import Project
+from promptlab.accounts.access import Action, authorize
+from promptlab.accounts.models import Project
 from promptlab.errors import DomainError, Invalid
+from promptlab.llm.errors import GatewayError
 
 logger = structlog.get_logger(__name__)
 

@@ -3,9 +3,6 @@ from django.urls import include, path
 from evaluations import views
 
 urlpatterns = [
-    path("projects/<slug:slug>/experiments/", views.experiments_page, name="experiments"),
-    path("projects/<slug:slug>/experiments/new/", views.experiment_new, name="experiment_new"),
-    path("projects/<slug:slug>/experiments/forecast/", views.experiment_forecast, name="experiment_forecast"),
     path("experiments/<int:pk>/comparison/", views.experiment_comparison, name="experiment_comparison"),
     path("experiments/<int:pk>/comparison/stats/", views.experiment_stats, name="experiment_stats"),
     path("experiments/<int:pk>/comparison/ratings/", views.experiment_ratings, name="experiment_ratings"),

@@ -5,92 +5,16 @@ import csv
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from evaluations import comparison, matrix, selectors, services
-from evaluations.forms import ExperimentForm
 from experiments import selectors as experiment_selectors
-from experiments import services as experiments
-from experiments.models import DatasetItem, Run, Variant
-from prompts import diff
-from prompts import selectors as prompt_selectors
-from prompts.access import Action, role_allows
+from experiments.models import DatasetItem, Run
 from promptlab.errors import DomainError, Invalid
-
-
-@require_GET
-@login_required
-def experiments_page(request, slug: str):
-    """The project's experiments with their progress, and a way to start a new one for editors."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
-    context = {"project": project, "experiments": experiment_selectors.experiment_list(project=project),
-               "can_edit": role_allows(project.role, Action.EDIT)}  # fmt: skip
-    return render(request, "evaluations/experiments.html", context)
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-def experiment_new(request, slug: str):
-    """Create an experiment (and start it, if asked): settings, up to four variants, evaluators.
-    The #forecast fragment beside the form follows what is filled in."""
-    project = _editable_project(request, slug)
-    form = ExperimentForm(request.POST or None, project=project)
-    if request.method == "POST" and form.is_valid():
-        try:
-            experiment = _experiment_create(form, project=project, actor=request.user)
-        except DomainError as exc:
-            form.add_error(None, exc.message)
-        else:
-            return redirect("experiment_detail", experiment.pk)
-    return render(request, "evaluations/experiment_new.html", {"project": project, "form": form}, status=400 if form.errors else 200)
-
-
-@transaction.atomic
-def _experiment_create(form: ExperimentForm, *, project, actor):
-    """All or nothing: a refused start (say, an item lacks a variable) leaves no draft behind."""
-    data = form.cleaned_data
-    experiment = experiments.experiment_create(
-        project=project, actor=actor, name=data["name"], dataset=data["dataset"], variants=form.specs,
-        repeats=data["repeats"], concurrency=data["concurrency"], budget_usd=data["budget_usd"],
-    )  # fmt: skip
-    services.experiment_evaluators_set(experiment=experiment, actor=actor, evaluators=list(data["evaluators"]))
-    return experiments.experiment_start(experiment=experiment, actor=actor) if data["start"] else experiment
-
-
-@require_POST
-@login_required
-def experiment_forecast(request, slug: str):
-    """The #forecast fragment: calls, tokens and estimated cost of the form as filled in so far."""
-    project = _editable_project(request, slug)
-    form = ExperimentForm(request.POST, project=project)
-    form.is_valid()  # a half-filled form still forecasts what it can
-    dataset, repeats = form.cleaned_data.get("dataset"), form.cleaned_data.get("repeats")
-    context = {"forecast": None, "problem": ""}
-    if dataset is None or not repeats or not form.specs:
-        context["problem"] = "Pick a dataset and at least one prompt to see the forecast."
-    else:
-        variants = [
-            Variant(name=spec["name"], prompt=spec["prompt"], version=spec.get("version"), label=spec.get("label", ""),
-                    endpoint=spec["endpoint"], params=spec["params"])
-            for spec in form.specs
-        ]  # fmt: skip
-        try:
-            context["forecast"] = experiments.variants_forecast(dataset=dataset, variants=variants, repeats=repeats)
-        except DomainError as exc:
-            context["problem"] = exc.message
-    return render(request, "evaluations/partials/forecast.html", context)
-
-
-def _editable_project(request, slug: str):
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
-    if not role_allows(project.role, Action.EDIT):
-        raise PermissionDenied("Creating experiments needs the editor role.")
-    return project
+from prompts import diff
 
 
 def _experiment(request, pk: int):

@@ -5,9 +5,9 @@ from django.utils.html import format_html
 
 from experiments import services
 from experiments.models import Dataset, Experiment, ExperimentStatus, Variant
-from prompts.admin.scoping import ProjectScoped, ScopedChoices
-from prompts.models import ModelEndpoint
+from promptlab.accounts.admin.scoping import ProjectScoped, ScopedChoices
 from promptlab.errors import DomainError
+from promptlab.llm.models import ModelEndpoint
 
 
 @admin.register(Dataset)

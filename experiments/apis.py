@@ -1,25 +1,27 @@
 """The REST API for datasets, their items and experiments. Same rules as prompts.apis: each
 view validates, calls one service, and serializes; the project comes from `ProjectApi`.
 
-Evaluators, scores and comparisons are served by evaluations.apis (listed in
-promptlab.api.API_MODULES), which also routes `experiments/`: its view extends
-ExperimentListApi below so that one create call takes the evaluators too (this app cannot
-import evaluations).
+Evaluators, scores and comparisons are served by evaluations.apis. The create call takes
+what higher layers attach to an experiment (experiments.extensions: evaluations' evaluators)
+in the same transaction, so a client never sees a draft without its evaluators.
 """
+
+import re
 
 from django.db.models import Count
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from experiments import datasets, services
+from experiments import datasets, extensions, services
 from experiments.models import Dataset, Experiment, ExperimentStatus, Run, RunStatus
-from prompts.apis import SLUG, ProjectApi, page_of
-from prompts.models import ModelEndpoint, Prompt
-from promptlab.api import paged
+from promptlab.accounts.project_api import ProjectApi
+from promptlab.api import SLUG, page_of, paged
 from promptlab.errors import Invalid, NotFound
+from promptlab.llm.models import ModelEndpoint
+from prompts.models import Prompt
 
 # --- Reads (the query shapes of these endpoints) ----------------------------------------------------
 
@@ -120,6 +122,29 @@ class VariantSerializer(serializers.Serializer):
         return data
 
 
+MAX_ID = 2**63 - 1
+
+
+@extend_schema_field({
+    "oneOf": [{"type": "string", "pattern": SLUG, "maxLength": 100, "description": "Its name."},
+              {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "Its id."}],
+})  # fmt: skip
+class RefField(serializers.Field):
+    """A project's object by name (a string) or by id (a number)."""
+
+    default_error_messages = {"invalid": "Give a name (a string of letters, digits, - and _) or an id (a number)."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, int) and not isinstance(data, bool) and 1 <= data <= MAX_ID:
+            return data
+        if isinstance(data, str) and len(data) <= 100 and re.fullmatch(SLUG, data):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
 class ExperimentCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     dataset = serializers.RegexField(SLUG, max_length=100, help_text="The dataset's name.")
@@ -127,6 +152,15 @@ class ExperimentCreateSerializer(serializers.Serializer):
     repeats = serializers.IntegerField(min_value=1, max_value=100, required=False, default=1)
     concurrency = serializers.IntegerField(min_value=1, max_value=256, required=False, default=8)
     budget_usd = serializers.DecimalField(max_digits=14, decimal_places=8, min_value=0, required=False, allow_null=True)
+
+    def get_fields(self):
+        """Plus a list of names or ids per attachment that higher layers register (evaluators)."""
+        fields = super().get_fields()
+        for attachment in extensions.attachments():
+            fields[attachment.name] = serializers.ListField(
+                child=RefField(), required=False, default=list, max_length=100, help_text=attachment.help_text
+            )
+        return fields
 
 
 class VariantDocumentSerializer(serializers.Serializer):
@@ -277,7 +311,6 @@ class UploadApi(ProjectApi):
 
 class ExperimentListApi(ProjectApi):
     required_scope = {"GET": "read", "POST": "run"}
-    create_serializer = ExperimentCreateSerializer
 
     @extend_schema(operation_id="experiments_list", responses={200: paged(ExperimentSummarySerializer)},
                    description="The project's experiments, newest first.")  # fmt: skip
@@ -286,22 +319,21 @@ class ExperimentListApi(ProjectApi):
 
     @extend_schema(
         operation_id="experiments_create", request=ExperimentCreateSerializer, responses={201: ExperimentSerializer},
-        description="Create a draft experiment: a dataset and variants (prompt at a label or version, optional model and params).",
+        description="Create a draft experiment: a dataset, variants (prompt at a label or version, optional model and params) "
+        "and the evaluators that score its runs (by name or id), all or nothing.",
     )  # fmt: skip
     def post(self, request):
-        experiment = self.create(self.valid(self.create_serializer, request.data))
-        return Response(experiment_document(experiment_get(project_id=self.project_id, pk=experiment.pk)), status=201)
-
-    def create(self, data: dict) -> Experiment:
-        """The draft from the validated body; a subclass adds what other apps attach to it."""
+        data = self.valid(ExperimentCreateSerializer, request.data)
         dataset = Dataset.objects.filter(project_id=self.project_id, name=data["dataset"]).first()
         if dataset is None:
             raise Invalid(f"There is no dataset named {data['dataset']!r} in this project.", details={"dataset": data["dataset"]})
         variants = [self._variant(spec) for spec in data["variants"]]
-        return services.experiment_create(
+        attach = {attachment.name: attachment.resolve(self.project, data[attachment.name]) for attachment in extensions.attachments()}
+        experiment = services.experiment_create(
             project=self.project, actor=self.actor, name=data["name"], dataset=dataset, variants=variants,
-            repeats=data["repeats"], concurrency=data["concurrency"], budget_usd=data.get("budget_usd"),
+            repeats=data["repeats"], concurrency=data["concurrency"], budget_usd=data.get("budget_usd"), attach=attach,
         )  # fmt: skip
+        return Response(experiment_document(experiment_get(project_id=self.project_id, pk=experiment.pk)), status=201)
 
     def _variant(self, spec: dict) -> dict:
         prompt = Prompt.objects.filter(project_id=self.project_id, name=spec["prompt"]).first()
@@ -362,6 +394,7 @@ urlpatterns = [
     path("datasets/<slug:name>/items/", ItemListApi.as_view(), name="api-dataset-items"),
     path("datasets/<slug:name>/upload/", UploadApi.as_view(), name="api-dataset-upload"),
     # experiments/ (list, create) is routed by evaluations.apis, whose create takes evaluators too.
+    path("experiments/", ExperimentListApi.as_view(), name="api-experiments"),
     path("experiments/<int:pk>/", ExperimentApi.as_view(), name="api-experiment"),
     path("experiments/<int:pk>/start/", ExperimentStartApi.as_view(), name="api-experiment-start"),
     path("experiments/<int:pk>/cancel/", ExperimentCancelApi.as_view(), name="api-experiment-cancel"),

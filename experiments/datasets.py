@@ -37,8 +37,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
 from experiments.models import Dataset, DatasetItem, Run
-from prompts.access import Action, authorize
-from prompts.models import Project
+from promptlab.accounts.access import Action, authorize
+from promptlab.accounts.models import Project
 from promptlab.errors import Invalid, NotFound
 
 logger = structlog.get_logger(__name__)

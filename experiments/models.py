@@ -4,9 +4,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from prompts.models import CallResult, ModelEndpoint, Project, Prompt
-from prompts.params import validate_params
+from promptlab.accounts.models import Project
 from promptlab.errors import Invalid
+from promptlab.llm.models import CallResult, ModelEndpoint
+from promptlab.llm.params import validate_params
+from prompts.models import Prompt
 
 
 class Dataset(models.Model):

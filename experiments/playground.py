@@ -17,13 +17,16 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from experiments.models import Dataset, DatasetItem, PlaygroundCall, PlaygroundCallStatus
-from prompts import catalog, gateway, selectors
-from prompts.access import Action, authorize
-from prompts.llm_errors import GatewayError
-from prompts.models import ModelEndpoint, Project, Prompt
-from prompts.params import validate_params
-from prompts.rendering import render_version
+from promptlab.accounts.access import Action, authorize
+from promptlab.accounts.models import Project
 from promptlab.errors import DomainError, Invalid
+from promptlab.llm import catalog, gateway
+from promptlab.llm.errors import GatewayError
+from promptlab.llm.models import ModelEndpoint
+from promptlab.llm.params import validate_params
+from prompts import selectors
+from prompts.models import Prompt
+from prompts.rendering import render_version
 
 logger = structlog.get_logger(__name__)
 

@@ -12,16 +12,17 @@ from django.db import transaction
 from django.db.models import Count, F, Min, Q, Sum
 from django.utils import timezone
 
-from experiments import signals
+from experiments import extensions, signals
 from experiments.datasets import missing_variables
 from experiments.models import Dataset, Experiment, ExperimentStatus, Run, RunStatus, Variant
-from prompts import catalog, gateway, selectors
-from prompts.access import Action, authorize
-from prompts.limits import CircuitOpen, LimitExceeded
-from prompts.llm_errors import GatewayError
-from prompts.models import ModelEndpoint
-from prompts.rendering import render_version
+from promptlab.accounts.access import Action, authorize
 from promptlab.errors import DomainError, Invalid, validated
+from promptlab.llm import catalog, gateway
+from promptlab.llm.errors import GatewayError
+from promptlab.llm.limits import CircuitOpen, LimitExceeded
+from promptlab.llm.models import ModelEndpoint
+from prompts import selectors
+from prompts.rendering import render_version
 
 logger = structlog.get_logger(__name__)
 
@@ -30,12 +31,18 @@ DEFAULT_COMPLETION_TOKENS = 256
 
 @transaction.atomic
 def experiment_create(*, project, actor, name: str, dataset: Dataset, variants: list[dict], repeats: int = 1,
-                      budget_usd: Decimal | None = None, concurrency: int = 8) -> Experiment:  # fmt: skip
-    """A draft experiment. Each variant: {"name", "prompt", "label" or "version", "endpoint"?, "params"?}."""
+                      budget_usd: Decimal | None = None, concurrency: int = 8, attach: dict | None = None,
+                      start: bool = False) -> Experiment:  # fmt: skip
+    """A draft experiment, with what higher layers attach to it (`attach`, by the names in
+    experiments.extensions, e.g. {"evaluators": [...]}), started if asked. All or nothing: a
+    refused start (say, an item lacks a variable) leaves no draft behind.
+    Each variant: {"name", "prompt", "label" or "version", "endpoint"?, "params"?}."""
     authorize(actor, project, Action.EDIT)
     experiment = Experiment(project=project, created_by=actor)
-    return _draft_save(experiment, name=name, dataset=dataset, variants=variants, repeats=repeats,
-                       budget_usd=budget_usd, concurrency=concurrency)  # fmt: skip
+    experiment = _draft_save(experiment, name=name, dataset=dataset, variants=variants, repeats=repeats,
+                             budget_usd=budget_usd, concurrency=concurrency)  # fmt: skip
+    extensions.attach_all(experiment=experiment, actor=actor, given=attach or {})
+    return experiment_start(experiment=experiment, actor=actor) if start else experiment
 
 
 @transaction.atomic

@@ -2,7 +2,7 @@ from celery import shared_task
 from celery.signals import worker_init, worker_ready
 
 from experiments import playground, services
-from prompts import gateway
+from promptlab.llm import gateway
 
 
 @shared_task(name="experiments.drain", acks_late=True, reject_on_worker_lost=True, soft_time_limit=280, time_limit=300)

@@ -3,6 +3,9 @@ from django.urls import path
 from experiments import views
 
 urlpatterns = [
+    path("projects/<slug:slug>/experiments/", views.experiments_page, name="experiments"),
+    path("projects/<slug:slug>/experiments/new/", views.experiment_new, name="experiment_new"),
+    path("projects/<slug:slug>/experiments/forecast/", views.experiment_forecast, name="experiment_forecast"),
     path("experiments/<int:pk>/", views.experiment_detail, name="experiment_detail"),
     path("projects/<slug:slug>/playground/", views.playground_page, name="playground"),
     path("projects/<slug:slug>/playground/runs/<uuid:batch>/", views.playground_results, name="playground_results"),

@@ -17,12 +17,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retarget
 
 from experiments import datasets, playground, selectors, services
-from experiments.models import Dataset, ExperimentStatus, PlaygroundCallStatus
-from prompts import selectors as prompt_selectors
-from prompts.access import Action, role_allows
-from prompts.models import ModelEndpoint
-from prompts.validation import variable_type_errors
+from experiments.forms import ExperimentForm
+from experiments.models import Dataset, ExperimentStatus, PlaygroundCallStatus, Variant
+from promptlab.accounts import selectors as account_selectors
+from promptlab.accounts.access import Action, role_allows
 from promptlab.errors import DomainError, Invalid, NotFound
+from promptlab.llm.models import ModelEndpoint
+from prompts import selectors as prompt_selectors
+from prompts.validation import variable_type_errors
 
 
 @require_GET
@@ -172,7 +174,7 @@ def _results_context(project, batch, calls) -> dict:
 def playground_page(request, slug: str):
     """The playground. GET: the page, or for htmx the form of another prompt or version.
     POST: run the form; for htmx the results fragment, which polls until every call is in."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     if request.method == "GET":
         context = _playground_context(
             project, prompt_id=request.GET.get("prompt"), version=request.GET.get("version"),
@@ -221,7 +223,7 @@ def _uuid_or_404(value):
 @login_required
 def playground_results(request, slug: str, batch: uuid.UUID):
     """One batch's results: for htmx the fragment that polls, else the playground showing it."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     if not request.htmx:
         return redirect(f"{reverse('playground', args=[project.slug])}?batch={batch}")
     calls = playground.playground_calls(project=project, batch=batch)
@@ -235,7 +237,7 @@ def playground_results(request, slug: str, batch: uuid.UUID):
 @login_required
 def playground_save(request, slug: str, pk: int):
     """Save one call's variables and answer as the next item of a dataset of the project."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     if not role_allows(project.role, Action.EDIT):
         raise PermissionDenied("Viewers cannot save dataset items.")
     call = playground.playground_call_get(project=project, pk=pk)
@@ -327,7 +329,7 @@ def _items_context(dataset, page_number) -> dict:
 def datasets_page(request, slug: str):
     """The project's datasets. POST creates one (editors) and goes to its page; for htmx a
     refused name comes back as the form fragment with the error."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     can_edit = role_allows(project.role, Action.EDIT)
     form = DatasetCreateForm()
     if request.method == "POST":
@@ -355,7 +357,7 @@ def dataset_page(request, slug: str, name: str):
     """A dataset's items, 50 a page (for htmx only the items fragment). POST imports a file
     (editors), all or nothing; for htmx the upload fragment with the outcome, and on success
     the items from the page where the new ones start."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     dataset = selectors.dataset_for(project=project, name=name)
     context = {"project": project, "dataset": dataset, "can_edit": role_allows(project.role, Action.EDIT)}
     if request.method == "GET":
@@ -410,7 +412,7 @@ def _import_error(exc: DomainError) -> dict:
 def dataset_download(request, slug: str, name: str, format: str):
     """The items as a CSV or JSONL attachment. The export is spooled to a temporary file and
     sent from there: memory stays bounded and the database is read inside the request."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     dataset = selectors.dataset_for(project=project, name=name)
     if format not in datasets.FORMATS:
         raise Http404("Download a dataset as csv or jsonl.")
@@ -422,3 +424,70 @@ def dataset_download(request, slug: str, name: str, format: str):
     spool.seek(0)
     filename = f"{project.slug}-{dataset.name}.{format}"
     return FileResponse(spool, as_attachment=True, filename=filename, content_type=EXPORT_CONTENT_TYPES[format])
+
+
+# --- Experiments: the list and the create form ---------------------------------------------
+
+
+@require_GET
+@login_required
+def experiments_page(request, slug: str):
+    """The project's experiments with their progress, and a way to start a new one for editors."""
+    project = account_selectors.project_for(user=request.user, slug=slug)
+    context = {"project": project, "experiments": selectors.experiment_list(project=project),
+               "can_edit": role_allows(project.role, Action.EDIT)}  # fmt: skip
+    return render(request, "experiments/experiments.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def experiment_new(request, slug: str):
+    """Create an experiment (and start it, if asked): settings, up to four variants, and what
+    higher layers attach (evaluators).
+    The #forecast fragment beside the form follows what is filled in."""
+    project = _editable_project(request, slug)
+    form = ExperimentForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            data = form.cleaned_data
+            experiment = services.experiment_create(
+                project=project, actor=request.user, name=data["name"], dataset=data["dataset"], variants=form.specs,
+                repeats=data["repeats"], concurrency=data["concurrency"], budget_usd=data["budget_usd"],
+                attach=form.attached(), start=data["start"],
+            )  # fmt: skip
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("experiment_detail", experiment.pk)
+    return render(request, "experiments/experiment_new.html", {"project": project, "form": form}, status=400 if form.errors else 200)
+
+
+@require_POST
+@login_required
+def experiment_forecast(request, slug: str):
+    """The #forecast fragment: calls, tokens and estimated cost of the form as filled in so far."""
+    project = _editable_project(request, slug)
+    form = ExperimentForm(request.POST, project=project)
+    form.is_valid()  # a half-filled form still forecasts what it can
+    dataset, repeats = form.cleaned_data.get("dataset"), form.cleaned_data.get("repeats")
+    context = {"forecast": None, "problem": ""}
+    if dataset is None or not repeats or not form.specs:
+        context["problem"] = "Pick a dataset and at least one prompt to see the forecast."
+    else:
+        variants = [
+            Variant(name=spec["name"], prompt=spec["prompt"], version=spec.get("version"), label=spec.get("label", ""),
+                    endpoint=spec["endpoint"], params=spec["params"])
+            for spec in form.specs
+        ]  # fmt: skip
+        try:
+            context["forecast"] = services.variants_forecast(dataset=dataset, variants=variants, repeats=repeats)
+        except DomainError as exc:
+            context["problem"] = exc.message
+    return render(request, "experiments/partials/forecast.html", context)
+
+
+def _editable_project(request, slug: str):
+    project = account_selectors.project_for(user=request.user, slug=slug)
+    if not role_allows(project.role, Action.EDIT):
+        raise PermissionDenied("Creating experiments needs the editor role.")
+    return project

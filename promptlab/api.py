@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, parsers, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
+from rest_framework.views import APIView, set_rollback
 
 from promptlab.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
 
@@ -181,12 +181,22 @@ def _unstorable(value, depth: int, max_depth: int) -> str | None:
 # --- Paging ------------------------------------------------------------------------------------
 
 
+SLUG = r"^[-a-zA-Z0-9_]+$"  # names of prompts, datasets, evaluators and projects in URLs and bodies
+
+
 class Pages(PageNumberPagination):
     """`?page=N&page_size=M` (at most 200); answers {count, next, previous, results}."""
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+def page_of(view: APIView, queryset, serialize) -> Response:
+    """One page of the queryset: `serialize` gets the page's rows and returns their documents."""
+    pages = Pages()
+    rows = pages.paginate_queryset(queryset, view.request, view=view)
+    return pages.get_paginated_response(serialize(rows))
 
 
 def paged(serializer_class, name: str | None = None):

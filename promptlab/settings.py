@@ -12,8 +12,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from promptlab.accounts.sso import as_domain_grants, as_domains, oidc_app, saml_app
 from promptlab.env import REQUIRED, as_bool, as_list, env
-from promptlab.sso import as_domain_grants, as_domains, oidc_app, saml_app
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("PROMPTLAB_VAR_DIR", str(BASE_DIR / "var")))
@@ -54,9 +54,13 @@ INSTALLED_APPS = [
     "django_htmx",
     "simple_history",
     "promptlab",
+    "promptlab.accounts",
+    "promptlab.llm",
     "prompts",
     "experiments",
     "evaluations",
+    "evaluations.governance",
+    "evaluations.promptfoo",
 ]
 
 MIDDLEWARE = [
@@ -196,11 +200,11 @@ PROMPT_RENDER_TIMEOUT_SECONDS = env("PROMPT_RENDER_TIMEOUT_SECONDS", 2.0, cast=f
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "prompts.api_keys.ApiKeyAuthentication",
+        "promptlab.accounts.api_keys.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",  # the browser; enforces CSRF
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["prompts.api_keys.KeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["promptlab.accounts.api_keys.KeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "promptlab.api.ApiSchema",
     "EXCEPTION_HANDLER": "promptlab.api.exception_handler",
@@ -237,8 +241,8 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
-ACCOUNT_ADAPTER = "promptlab.accounts.AccountAdapter"
-ACCOUNT_FORMS = {"login": "promptlab.accounts.LoginForm"}
+ACCOUNT_ADAPTER = "promptlab.accounts.adapters.AccountAdapter"
+ACCOUNT_FORMS = {"login": "promptlab.accounts.adapters.LoginForm"}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_UNIQUE_EMAIL = True
@@ -249,7 +253,7 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 
 # --- Single sign-on and MFA (README: "Single sign-on and MFA") ------------------------------
-SOCIALACCOUNT_ADAPTER = "promptlab.accounts.SocialAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "promptlab.accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_AUTO_SIGNUP = True  # the identity provider vouches for the person: no second form
 SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # only provider-verified addresses get in (accounts.py)
 # An invited person's first SSO login (same verified address) signs in to their account.

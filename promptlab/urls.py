@@ -1,6 +1,7 @@
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.urls import include, path
+from django.http import HttpResponsePermanentRedirect
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from promptlab import api, health
@@ -10,7 +11,21 @@ admin.site.site_title = "promptlab"
 # The admin signs in through allauth's page, so SSO rules and MFA apply there too.
 admin.site.login = secure_admin_login(admin.site.login)
 
+# Admin pages of models that moved to another app keep answering at their old addresses.
+MOVED_ADMIN = {
+    "prompts/project": "accounts/project", "prompts/membership": "accounts/membership", "prompts/apikey": "accounts/apikey",
+    "prompts/modelendpoint": "llm/modelendpoint", "evaluations/webhook": "governance/webhook",
+    "evaluations/webhookdelivery": "governance/webhookdelivery",
+}  # fmt: skip
+
+
+def moved_admin_page(request, old: str, rest: str):
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponsePermanentRedirect(f"/admin/{MOVED_ADMIN[old]}/{rest}" + (f"?{query}" if query else ""))
+
+
 urlpatterns = [
+    re_path(r"^admin/(?P<old>%s)/(?P<rest>.*)$" % "|".join(MOVED_ADMIN), moved_admin_page),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

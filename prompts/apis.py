@@ -8,26 +8,22 @@ project (an API key's own, or `?project=` for a signed-in person) and the actor 
 """
 
 import functools
-import re
 
 from django.conf import settings
 from django.http import HttpResponse
 from django.urls import path
 from django.utils.http import parse_etags
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from prompts import selectors, serving, services
-from prompts.api_keys import HasScope, api_key_actor, request_key
-from prompts.models import Kind, ModelEndpoint, Project, PromptCallStatus
+from promptlab.accounts.project_api import ProjectApi
+from promptlab.api import SLUG, ErrorSerializer, page_of, paged
+from promptlab.errors import Invalid
+from promptlab.llm.models import ModelEndpoint
+from prompts import selectors, services, serving
+from prompts.models import Kind, PromptCallStatus
 from prompts.rendering import RenderError, render_version
-from promptlab.api import BoundedJSONParser, ErrorSerializer, Pages, paged
-from promptlab.errors import Invalid, NotFound
-
-SLUG = r"^[-a-zA-Z0-9_]+$"
 
 
 class MissingVariables(Invalid):
@@ -50,85 +46,13 @@ def naming_missing_variables(function):
     return wrapper
 
 
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    """The schema's description of project API keys."""
-
-    target_class = "prompts.api_keys.ApiKeyAuthentication"
-    name = "apiKey"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http", "scheme": "bearer", "bearerFormat": "pl_<8 characters>_<secret>",
-            "description": "A project API key (admin: API keys, or `manage.py create_api_key`). Its scopes decide which operations it may call.",
-        }  # fmt: skip
 
 
 # --- The base of every project-scoped endpoint ----------------------------------------------------
 
 
-class ProjectApi(APIView):
-    """An endpoint inside one project. Subclasses set `required_scope` (see HasScope)."""
-
-    permission_classes = [HasScope]
-    parser_classes = [BoundedJSONParser]
-    project_scoped = True
-    required_scope: str | tuple | dict = "read"
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        self.project_id = self._project_id(request)
-
-    def _project_id(self, request) -> int:
-        slug = request.query_params.get("project")
-        key = request_key(request)
-        if key is not None:
-            if slug is not None and slug != key.project_slug:
-                raise NotFound(f"There is no project {slug!r}.", details={"project": slug})
-            return key.project_id
-        projects = selectors.project_list_for(user=request.user)
-        if slug is not None:
-            project = projects.filter(slug=slug).first() if re.fullmatch(SLUG, slug) else None
-            if project is None:
-                raise NotFound(f"There is no project {slug!r}.", details={"project": slug})
-            return project.pk
-        mine = list(projects.values_list("pk", "slug")[:21])
-        if len(mine) == 1:
-            return mine[0][0]
-        if not mine:
-            raise NotFound("You are not a member of any project.")
-        raise Invalid(
-            "Name the project with ?project=<slug>: you belong to several "
-            f"({', '.join(slug for _, slug in mine[:20])}{', ...' if len(mine) > 20 else ''}).",
-            details={"project": "required"},
-        )
-
-    @functools.cached_property
-    def project(self) -> Project:
-        return Project.objects.get(pk=self.project_id)
-
-    @functools.cached_property
-    def actor(self):
-        """Who services see acting: the signed-in person, or the key's creator marked with the key."""
-        key = request_key(self.request)
-        return self.request.user if key is None else api_key_actor(key)
-
-    @property
-    def api_key_id(self) -> int | None:
-        key = request_key(self.request)
-        return key and key.id
-
-    @staticmethod
-    def valid(serializer_class, data, **kwargs) -> dict:
-        serializer = serializer_class(data=data, **kwargs)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
 
 
-def page_of(view: APIView, queryset, serialize) -> Response:
-    """One page of the queryset: `serialize` gets the page's rows and returns their documents."""
-    pages = Pages()
-    rows = pages.paginate_queryset(queryset, view.request, view=view)
-    return pages.get_paginated_response(serialize(rows))
 
 
 # --- Serializers ----------------------------------------------------------------------------------

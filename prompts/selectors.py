@@ -1,34 +1,11 @@
-from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import BooleanField, Count, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import BooleanField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.shortcuts import get_object_or_404
 
-from prompts.models import Label, Membership, Project, Prompt, Role
+from promptlab.accounts.models import Project
 from promptlab.errors import NotFound
-
-
-def project_list_for(*, user) -> QuerySet[Project]:
-    """The projects a user may see (all of them for a superuser), each annotated with
-    `role` (the user's role) and `member_count`."""
-    if user.is_superuser:
-        projects = Project.objects.annotate(role=Value(Role.OWNER.value))
-    else:
-        own_role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
-        projects = Project.objects.filter(memberships__user=user).annotate(role=Subquery(own_role))
-    return projects.annotate(member_count=Count("memberships", distinct=True)).order_by("name")
-
-
-def project_get(*, slug: str) -> Project:
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
-        raise NotFound(f"No project with the slug {slug!r}. Create it with `create_project {slug}`.", details={"project": slug})
-    return project
-
-
-def user_by_email(*, email: str):
-    """The user with this email (case-insensitive), or None."""
-    return get_user_model().objects.filter(email__iexact=email.strip()).first()
+from prompts.models import Label, Prompt
 
 
 def prompt_version(*, prompt: Prompt, version: int | None = None, label: str | None = None):
@@ -69,10 +46,6 @@ def prompt_list(*, project: Project) -> QuerySet[Prompt]:
 # --- The prompt pages -------------------------------------------------------------------------
 
 
-def project_for(*, user, slug: str) -> Project:
-    """The project by slug if the user may see it, annotated with their `role`, else 404
-    (a project the user is not a member of is not revealed)."""
-    return get_object_or_404(project_list_for(user=user), slug=slug)
 
 
 def prompt_for(*, project: Project, name: str) -> Prompt:

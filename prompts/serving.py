@@ -26,9 +26,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
-from prompts import selectors
-from prompts.models import Label, ModelEndpoint, Prompt, PromptCall, PromptCallStatus
 from promptlab.errors import NotFound
+from promptlab.llm.models import ModelEndpoint
+from prompts import selectors
+from prompts.models import Label, Prompt, PromptCall, PromptCallStatus
 
 logger = structlog.get_logger(__name__)
 

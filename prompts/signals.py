@@ -2,11 +2,6 @@
 
 from django.dispatch import Signal
 
-# Sent inside label_move before a label moves, with prompt, label, version, actor,
-# override_reason and rollback. A receiver vetoes the move by raising a DomainError, or
-# returns a line for the move's record (e.g. "gate passed: ...").
-label_moving = Signal()
-
 # Sent after commit when a save made a new version of a prompt, with prompt_id and version.
 prompt_version_created = Signal()
 

@@ -4,10 +4,11 @@ All problems are collected and raised together as one Invalid whose details map 
 field (template, messages, params, variables, endpoint) to its message.
 """
 
-from prompts import rendering
-from prompts.models import Kind, ModelEndpoint
-from prompts.params import validate_params
 from promptlab.errors import Invalid
+from promptlab.llm.models import ModelEndpoint
+from promptlab.llm.params import validate_params
+from prompts import rendering
+from prompts.models import Kind
 
 ROLES = {"system", "user", "assistant"}
 VARIABLE_TYPES = {"string": str, "number": (int, float), "integer": int, "boolean": bool, "list": list, "object": dict}

@@ -11,9 +11,10 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
-from prompts import diff, rendering, selectors
-from prompts.access import Action, role_allows
+from promptlab.accounts import selectors as account_selectors
+from promptlab.accounts.access import Action, role_allows
 from promptlab.errors import DomainError, Invalid, NotFound
+from prompts import diff, rendering, selectors
 
 PROMPTS_PER_PAGE = 25
 
@@ -22,7 +23,7 @@ PROMPTS_PER_PAGE = 25
 @login_required
 def home(request):
     """The projects the user belongs to, with their role in each."""
-    projects = selectors.project_list_for(user=request.user)
+    projects = account_selectors.project_list_for(user=request.user)
     return render(request, "prompts/home.html", {"projects": projects})
 
 
@@ -55,7 +56,7 @@ class PromptFilterForm(forms.Form):
 def prompt_list(request, slug: str):
     """The project's prompts, 25 a page, filtered by text, tag and label; for htmx only the
     list fragment. Filters that cannot be read (too long, a NUL byte) are a 400."""
-    project = selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     form = PromptFilterForm(request.GET)
     context = {"project": project, "form": form, "can_edit": role_allows(project.role, Action.EDIT)}
     if form.is_valid():
@@ -95,7 +96,7 @@ def prompt_detail(request, slug: str, name: str):
     The preview is a POST (variables can be long) that only reads, so viewers may use it;
     a GET for the preview fragment changes its version. A malformed version number is a
     400 and an unknown one a 404, with the page saying which."""
-    project = selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     prompt = selectors.prompt_for(project=project, name=name)
     target = _swap_target(request)
     data = request.POST if request.method == "POST" else request.GET

@@ -48,9 +48,11 @@ from pathlib import Path
 import yaml
 from django.db import transaction
 
-from prompts import selectors, services
-from prompts.models import Kind, Label, ModelEndpoint, Project, Prompt
+from promptlab.accounts.models import Project
 from promptlab.errors import DomainError, Forbidden, Invalid
+from promptlab.llm.models import ModelEndpoint
+from prompts import selectors, services
+from prompts.models import Kind, Label, Prompt
 
 KEYS = ("name", "description", "tags", "kind", "template", "messages", "model", "params", "variables", "strict_variables", "labels")  # fmt: skip
 DEFAULTS = {"description": "", "tags": [], "params": {}, "variables": [], "strict_variables": True}

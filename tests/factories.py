@@ -1,7 +1,8 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from prompts.models import Membership, ModelEndpoint, Project, Role
+from promptlab.accounts.models import Membership, Project, Role
+from promptlab.llm.models import ModelEndpoint
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -112,7 +113,7 @@ class ApprovalRequestFactory(factory.django.DjangoModelFactory):
     """A pending proposal to move production, saved without the service (no notifications)."""
 
     class Meta:
-        model = "evaluations.ApprovalRequest"
+        model = "governance.ApprovalRequest"
 
     prompt = factory.SubFactory(PromptFactory)
     project = factory.SelfAttribute("prompt.project")
@@ -123,7 +124,7 @@ class ApprovalRequestFactory(factory.django.DjangoModelFactory):
 
 class WebhookFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = "evaluations.Webhook"
+        model = "governance.Webhook"
 
     project = factory.SubFactory(ProjectFactory)
     name = factory.Sequence(lambda n: f"hook {n}")

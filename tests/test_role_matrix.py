@@ -1,5 +1,5 @@
 """Role x action: every mutating service, called by a viewer, an editor, an admin, an owner and
-a member of another project, is allowed or refused with Forbidden exactly as prompts.access
+a member of another project, is allowed or refused with Forbidden exactly as promptlab.accounts.access
 says.
 
 The services are found by introspection: every public function of the service modules that
@@ -20,21 +20,35 @@ import pytest
 from evaluations import gates
 from evaluations import services as evaluation_services
 from evaluations.governance import approvals, notifications, webhooks
-from evaluations.models import HumanRating, WebhookDelivery
+from evaluations.governance.models import WebhookDelivery
+from evaluations.models import HumanRating
 from experiments import datasets, playground
 from experiments import services as experiment_services
 from experiments.models import PlaygroundCall
-from prompts import api_keys
-from prompts import services as prompt_services
-from prompts.access import RANK
-from prompts.models import PromptCall, Role
+from promptlab.accounts import api_keys
+from promptlab.accounts import services as account_services
+from promptlab.accounts.access import RANK
+from promptlab.accounts.models import Role
 from promptlab.errors import Forbidden
-from tests.factories import (ApprovalRequestFactory, DatasetFactory, DatasetItemFactory, ExperimentFactory, MembershipFactory,
-                             ModelEndpointFactory, ProjectFactory, RunFactory, UserFactory, WebhookFactory)  # fmt: skip
+from promptlab.llm import services as llm_services
+from prompts import services as prompt_services
+from prompts.models import PromptCall
+from tests.factories import (
+    ApprovalRequestFactory,
+    DatasetFactory,
+    DatasetItemFactory,
+    ExperimentFactory,
+    MembershipFactory,
+    ModelEndpointFactory,  # fmt: skip
+    ProjectFactory,
+    RunFactory,
+    UserFactory,
+    WebhookFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
-MODULES = [prompt_services, api_keys, experiment_services, datasets, playground, evaluation_services, gates, approvals, webhooks,
+MODULES = [account_services, llm_services, prompt_services, api_keys, experiment_services, datasets, playground, evaluation_services, gates, approvals, webhooks,
            notifications]  # fmt: skip
 SUPERUSER = "superuser"  # no project role suffices
 WHO = ["outsider", *Role.values]
@@ -43,13 +57,14 @@ WHO = ["outsider", *Role.values]
 COMPOSITES = {
     "prompts.yaml_io.prompts_import": "saves through prompt_create / prompt_update / label_move",
     "evaluations.promptfoo.importer.promptfoo_suite_import": "saves through the prompt, dataset, evaluator and experiment services",
+    "experiments.extensions.attach_all": "runs inside experiment_create; each attachment writes through its service (experiment_evaluators_set)",
 }
 
 EXEMPT = {
-    "prompts.services.user_invite": "creates only an account; access is granted by membership_set, which callers run in the same transaction",
-    "prompts.services.project_create": "not in a project yet: any signed-in person may create one and becomes its owner",
-    "evaluations.gates.check_promotion": "a label_moving receiver: label_move has authorized the actor; an override needs admin (tested in test_gates)",
-    "evaluations.governance.approvals.check_approval_required": "a label_moving receiver: label_move has authorized the actor",
+    "promptlab.accounts.services.user_invite": "creates only an account; access is granted by membership_set, which callers run in the same transaction",
+    "promptlab.accounts.services.project_create": "not in a project yet: any signed-in person may create one and becomes its owner",
+    "evaluations.gates.check_promotion": "a prompts.checks label-move check: label_move has authorized the actor; an override needs admin (tested in test_gates)",
+    "evaluations.governance.approvals.check_approval_required": "a prompts.checks label-move check: label_move has authorized the actor",
     "evaluations.governance.notifications.notifications_mark_read": "acts only on the actor's own notifications, in no project",
 }
 
@@ -136,21 +151,22 @@ def _failed_delivery(w):
     return WebhookDelivery.objects.create(webhook=w.webhook, event="label.moved", event_id=uuid.uuid4(), payload={}, status="failed")
 
 
-P, K, E, D, G = "prompts.services", "prompts.api_keys", "experiments.services", "experiments.datasets", "evaluations.gates"
+AC, L = "promptlab.accounts.services", "promptlab.llm.services"
+P, K, E, D, G = "prompts.services", "promptlab.accounts.api_keys", "experiments.services", "experiments.datasets", "evaluations.gates"
 V, A, W = "evaluations.services", "evaluations.governance.approvals", "evaluations.governance.webhooks"
 
 # "module.function" or "module.function[variant]": (the least role allowed, the call).
 CASES = {
-    f"{P}.membership_set[editor]": (Role.ADMIN, lambda w, a: prompt_services.membership_set(project=w.project, user=UserFactory(), role="editor", actor=a)),
-    f"{P}.membership_set[owner]": (Role.OWNER, lambda w, a: prompt_services.membership_set(project=w.project, user=UserFactory(), role="owner", actor=a)),
-    f"{P}.membership_remove[editor]": (Role.ADMIN, lambda w, a: prompt_services.membership_remove(
+    f"{AC}.membership_set[editor]": (Role.ADMIN, lambda w, a: account_services.membership_set(project=w.project, user=UserFactory(), role="editor", actor=a)),
+    f"{AC}.membership_set[owner]": (Role.OWNER, lambda w, a: account_services.membership_set(project=w.project, user=UserFactory(), role="owner", actor=a)),
+    f"{AC}.membership_remove[editor]": (Role.ADMIN, lambda w, a: account_services.membership_remove(
         project=w.project, user=MembershipFactory(project=w.project, role=Role.EDITOR).user, actor=a)),
-    f"{P}.membership_remove[owner]": (Role.OWNER, lambda w, a: prompt_services.membership_remove(
+    f"{AC}.membership_remove[owner]": (Role.OWNER, lambda w, a: account_services.membership_remove(
         project=w.project, user=MembershipFactory(project=w.project, role=Role.OWNER).user, actor=a)),
-    f"{P}.project_rename": (Role.ADMIN, lambda w, a: prompt_services.project_rename(project=w.project, name="Renamed", actor=a)),
-    f"{P}.project_require_approval_set": (Role.OWNER, lambda w, a: prompt_services.project_require_approval_set(project=w.project, actor=a, required=True)),
-    f"{P}.project_delete": (Role.OWNER, lambda w, a: prompt_services.project_delete(project=w.project, actor=a)),
-    f"{P}.endpoint_save": (SUPERUSER, lambda w, a: prompt_services.endpoint_save(name="another", actor=a, model="openai/gpt-4o-mini")),
+    f"{AC}.project_rename": (Role.ADMIN, lambda w, a: account_services.project_rename(project=w.project, name="Renamed", actor=a)),
+    f"{AC}.project_require_approval_set": (Role.OWNER, lambda w, a: account_services.project_require_approval_set(project=w.project, actor=a, required=True)),
+    f"{AC}.project_delete": (Role.OWNER, lambda w, a: account_services.project_delete(project=w.project, actor=a)),
+    f"{L}.endpoint_save": (SUPERUSER, lambda w, a: llm_services.endpoint_save(name="another", actor=a, model="openai/gpt-4o-mini")),
     f"{P}.prompt_create": (Role.EDITOR, lambda w, a: prompt_services.prompt_create(project=w.project, actor=a, name="new", message="m", template="x",
                                                                                     endpoint=w.endpoint)),
     f"{P}.prompt_update": (Role.EDITOR, lambda w, a: prompt_services.prompt_update(prompt=w.prompt, actor=a, message="m", template="changed")),
@@ -239,7 +255,7 @@ def test_no_module_outside_the_matrix_takes_an_actor():
     root = Path(__file__).resolve().parent.parent
     listed = {module.__name__ for module in MODULES}
     elsewhere = set()
-    for package in ("prompts", "experiments", "evaluations"):
+    for package in ("promptlab", "prompts", "experiments", "evaluations"):
         for path in sorted((root / package).rglob("*.py")):
             module = ".".join(path.relative_to(root).with_suffix("").parts)
             if "migrations" in path.parts or "management" in path.parts or module in listed:
@@ -269,4 +285,4 @@ def test_role_matrix(name, who):
 
 
 def test_only_superusers_change_the_model_catalog():
-    prompt_services.endpoint_save(name="another", actor=UserFactory(is_superuser=True), model="openai/gpt-4o-mini")
+    llm_services.endpoint_save(name="another", actor=UserFactory(is_superuser=True), model="openai/gpt-4o-mini")

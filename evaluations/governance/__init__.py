@@ -1,5 +1,5 @@
 """Governance: approvals of production moves, in-app notifications, the audit log and webhooks.
 
-Lower layers are never imported from here in reverse: the prompts layer announces version
-saves and label moves with signals (prompts.signals), which evaluations.apps connects here.
+It sits above evaluations and never is imported by a lower layer: it registers its approval
+check with prompts.checks and listens to prompts.signals (see apps.py).
 """

@@ -11,10 +11,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from evaluations.governance import webhooks
-from evaluations.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
-from prompts import selectors
-from prompts.access import Action, can, role_allows
-from prompts.models import Project
+from evaluations.governance.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
+from promptlab.accounts import selectors as account_selectors
+from promptlab.accounts.access import Action, can, role_allows
+from promptlab.accounts.models import Project
 from promptlab.errors import DomainError
 
 SECRET_PAGE = engines["django"].from_string(
@@ -32,11 +32,11 @@ SECRET_PAGE = engines["django"].from_string(
 
 
 def _managed_projects(user) -> list:
-    return [project for project in selectors.project_list_for(user=user) if role_allows(project.role, Action.MANAGE)]
+    return [project for project in account_selectors.project_list_for(user=user) if role_allows(project.role, Action.MANAGE)]
 
 
 def _secret_page(request, admin_site, title: str, secrets: list) -> TemplateResponse:
-    context = {**admin_site.each_context(request), "title": title, "secrets": secrets, "back": reverse("admin:evaluations_webhook_changelist")}
+    context = {**admin_site.each_context(request), "title": title, "secrets": secrets, "back": reverse("admin:governance_webhook_changelist")}
     response = TemplateResponse(request, SECRET_PAGE, context)
     response["Cache-Control"] = "no-store"
     return response
@@ -87,7 +87,7 @@ class WebhookAdmin(ManagedOnly, admin.ModelAdmin):
 
     @admin.display(description="delivery log")
     def deliveries(self, webhook):
-        return format_html('<a href="{}?webhook__id__exact={}">deliveries</a>', reverse("admin:evaluations_webhookdelivery_changelist"), webhook.pk)
+        return format_html('<a href="{}?webhook__id__exact={}">deliveries</a>', reverse("admin:governance_webhookdelivery_changelist"), webhook.pk)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "project":

@@ -18,12 +18,14 @@ from django.utils import timezone
 
 from evaluations import gates
 from evaluations.governance import notifications, webhooks
-from evaluations.models import ApprovalRequest, ApprovalStatus, PromotionGate, WebhookEvent
+from evaluations.governance.models import ApprovalRequest, ApprovalStatus, WebhookEvent
+from evaluations.models import PromotionGate
+from promptlab.accounts.access import Action, authorize
+from promptlab.accounts.models import Membership, Project, Role
+from promptlab.errors import Forbidden, Invalid
 from prompts import selectors as prompt_selectors
 from prompts import services as prompt_services
-from prompts.access import Action, authorize
-from prompts.models import Label, LabelMove, Membership, Project, Prompt, Role
-from promptlab.errors import Forbidden, Invalid
+from prompts.models import Label, LabelMove, Prompt
 
 logger = structlog.get_logger(__name__)
 
@@ -193,10 +195,10 @@ def _emit(project: Project, event: str, data: dict) -> None:
         logger.exception("governance.webhook_emit_failed", webhook_event=event, approval=data["approval"])
 
 
-# --- The label_moving receiver -----------------------------------------------------------------
+# --- The label-move check (registered in prompts.checks) -----------------------------------------------------------------
 
 
-def check_approval_required(sender, *, prompt: Prompt, label: str, version: int, actor, rollback: bool, **_):
+def check_approval_required(*, prompt: Prompt, label: str, version: int, actor, rollback: bool, **_) -> str | None:
     """Refuse a direct production move on a project that requires approval. Rollbacks and the
     operator's CLI (no actor) are exempt; an approval in progress moves its own version."""
     if label != LABEL or rollback or actor is None or _approving.get() == (prompt.pk, version):

@@ -20,9 +20,12 @@ from django.db.models import CharField, F, IntegerField, OuterRef, QuerySet, Sub
 from django.urls import reverse
 from django.utils import timezone
 
-from evaluations.models import ApprovalRequest, Evaluator, Webhook
+from evaluations.governance.models import ApprovalRequest, Webhook
+from evaluations.models import Evaluator
 from experiments.models import Dataset
-from prompts.models import ApiKey, LabelMove, Membership, ModelEndpoint, Project, Prompt
+from promptlab.accounts.models import ApiKey, Membership, Project
+from promptlab.llm.models import ModelEndpoint
+from prompts.models import LabelMove, Prompt
 
 KINDS = {
     "prompt": "Prompt", "label": "Label", "dataset": "Dataset", "evaluator": "Evaluator", "endpoint": "Model endpoint",

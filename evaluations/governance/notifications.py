@@ -5,8 +5,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from evaluations.models import ApprovalRequest, Notification
-from prompts.models import Project
+from evaluations.governance.models import ApprovalRequest, Notification
+from promptlab.accounts.models import Project
 from promptlab.errors import Invalid
 
 

@@ -13,11 +13,12 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from evaluations.governance import approvals, audit, notifications
-from evaluations.models import ApprovalRequest
-from prompts import selectors as prompt_selectors
-from prompts import services as prompt_services
-from prompts.access import Action, role_allows
+from evaluations.governance.models import ApprovalRequest
+from promptlab.accounts import selectors as account_selectors
+from promptlab.accounts import services as account_services
+from promptlab.accounts.access import Action, role_allows
 from promptlab.errors import DomainError, Invalid
+from prompts import selectors as prompt_selectors
 
 DECIDED_PER_PAGE = 25
 AUDIT_PER_PAGE = 50
@@ -46,7 +47,7 @@ def _render(request, template: str, context: dict, status: int = 200) -> HttpRes
 def approvals_page(request, slug: str):
     """Pending proposals (with approve / reject forms for admins and owners) and the decided
     ones, 25 a page; for htmx only the #approval-list fragment."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     return _approvals_response(request, project)
 
 
@@ -57,8 +58,8 @@ def _approvals_response(request, project, *, error: str = "", status: int = 200)
         "can_decide": role_allows(project.role, Action.MANAGE), "can_own": role_allows(project.role, Action.OWN),
     }  # fmt: skip
     if _target(request) == "approval-list":
-        return _render(request, "evaluations/governance/partials/approval-list.html", context, status)
-    return _render(request, "evaluations/governance/approvals.html", context, status)
+        return _render(request, "governance/partials/approval-list.html", context, status)
+    return _render(request, "governance/approvals.html", context, status)
 
 
 @require_POST
@@ -66,7 +67,7 @@ def _approvals_response(request, project, *, error: str = "", status: int = 200)
 def approval_propose(request, slug: str):
     """The prompt page's "Propose for production" form: on success to the approvals page,
     else back to the prompt with the reason."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     prompt = prompt_selectors.prompt_for(project=project, name=request.POST.get("prompt", ""))
     try:
         version = int(request.POST.get("version", ""))
@@ -96,7 +97,7 @@ DECISIONS = {
 def approval_decide(request, slug: str, pk: int):
     """Approve, reject or withdraw a proposal. For htmx the updated #approval-list (with the
     refusal, if any, and a toast); otherwise back to the page with a message."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     approval = get_object_or_404(ApprovalRequest, project=project, pk=pk)
     decision = request.POST.get("decision", "")
     error = ""
@@ -122,9 +123,9 @@ def approval_decide(request, slug: str, pk: int):
 @login_required
 def approval_policy(request, slug: str):
     """The owner's switch: whether production moves only through approved proposals."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     try:
-        prompt_services.project_require_approval_set(project=project, actor=request.user, required=request.POST.get("required") == "on")
+        account_services.project_require_approval_set(project=project, actor=request.user, required=request.POST.get("required") == "on")
     except DomainError as exc:
         messages.error(request, exc.message)
     return redirect("approvals", project.slug)
@@ -157,7 +158,7 @@ class AuditFilterForm(forms.Form):
 def audit_log(request, slug: str):
     """The project's changes, 50 a page, filtered by kind of object, object name, person and
     dates; for htmx only the #audit-log fragment. Unreadable filters are a 400."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     form = AuditFilterForm(request.GET, project=project)
     context = {"project": project, "form": form}
     if form.is_valid():
@@ -168,8 +169,8 @@ def audit_log(request, slug: str):
         }  # fmt: skip
     status = 200 if form.is_valid() else 400
     if _target(request) == "audit-log":
-        return _render(request, "evaluations/governance/partials/audit-log.html", context, status)
-    return _render(request, "evaluations/governance/audit.html", context, status)
+        return _render(request, "governance/partials/audit-log.html", context, status)
+    return _render(request, "governance/audit.html", context, status)
 
 
 class _Echo:
@@ -189,7 +190,7 @@ def _cell(value: str) -> str:
 @login_required
 def audit_export(request, slug: str):
     """The log as CSV, with the page's filters, every matching entry, streamed in chunks."""
-    project = prompt_selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     form = AuditFilterForm(request.GET, project=project)
     if not form.is_valid():
         return HttpResponse("These filters cannot be used: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
@@ -224,7 +225,7 @@ def notifications_page(request):
     target = _target(request)
     if target == "notification-badge":
         unread = notifications.notifications_unread_count(user=request.user)
-        return _render(request, "evaluations/governance/partials/notification-badge.html", {"unread": unread})
+        return _render(request, "governance/partials/notification-badge.html", {"unread": unread})
     return _notifications_response(request)
 
 
@@ -232,8 +233,8 @@ def _notifications_response(request):
     page = Paginator(notifications.notification_list(user=request.user), NOTIFICATIONS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"page_obj": page, "unread": notifications.notifications_unread_count(user=request.user)}
     if _target(request) == "notification-list":
-        return _render(request, "evaluations/governance/partials/notification-list.html", context)
-    return _render(request, "evaluations/governance/notifications.html", context)
+        return _render(request, "governance/partials/notification-list.html", context)
+    return _render(request, "governance/notifications.html", context)
 
 
 @require_POST

@@ -45,11 +45,12 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from evaluations.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
-from prompts import catalog
-from prompts.access import Action, authorize
-from prompts.models import LabelMove, Project, Prompt
+from evaluations.governance.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
+from promptlab.accounts.access import Action, authorize
+from promptlab.accounts.models import Project
 from promptlab.errors import Invalid, validated
+from promptlab.llm import catalog
+from prompts.models import LabelMove, Prompt
 
 logger = structlog.get_logger(__name__)
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from prompts import rendering
 from promptlab.errors import Invalid
+from prompts import rendering
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def expected_value(config: dict, run: RunContext) -> Any:
 
 def find_endpoint(name: str | None):
     """The model endpoint of the catalog with this name, or None."""
-    from prompts.models import ModelEndpoint
+    from promptlab.llm.models import ModelEndpoint
 
     return ModelEndpoint.objects.filter(name=name).first() if name else None
 

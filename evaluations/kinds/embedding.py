@@ -3,9 +3,18 @@ computed by an embedding endpoint of the catalog through the gateway."""
 
 import math
 
-from evaluations.kinds.base import Result, RunContext, ScoreError, check_endpoint, check_keys, check_template, expected_value, find_endpoint
-from prompts import gateway
+from evaluations.kinds.base import (
+    Result,
+    RunContext,
+    ScoreError,
+    check_endpoint,
+    check_keys,
+    check_template,
+    expected_value,
+    find_endpoint,
+)
 from promptlab.errors import Invalid
+from promptlab.llm import gateway
 
 DEFAULT_PASS = 0.75  # promptfoo's default threshold for `similar`
 

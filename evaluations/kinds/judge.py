@@ -8,10 +8,12 @@ that JSON, or a score outside the scale, is an errored score, never a zero.
 """
 
 from evaluations.kinds.base import Result, RunContext, ScoreError, check_endpoint, check_keys, find_endpoint, number
-from prompts import gateway, selectors
-from prompts.models import ModelEndpoint, Prompt
-from prompts.rendering import render_version
 from promptlab.errors import Invalid, NotFound
+from promptlab.llm import gateway
+from promptlab.llm.models import ModelEndpoint
+from prompts import selectors
+from prompts.models import Prompt
+from prompts.rendering import render_version
 
 VARIABLES = ("output", "expected", "input", "vars", "metadata")
 DEFAULT_SCALE = [1, 5]

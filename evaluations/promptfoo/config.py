@@ -32,8 +32,8 @@ from evaluations.promptfoo import assertions as pf_assertions
 from evaluations.promptfoo.assertions import Assertion
 from evaluations.promptfoo.files import SuiteFiles
 from evaluations.promptfoo.providers import ProviderSpec, parse_provider
-from prompts.params import validate_params
 from promptlab.errors import Invalid
+from promptlab.llm.params import validate_params
 
 MAX_TESTS = 100_000  # after var expansion
 CHAT_ROLES = {"system", "user", "assistant"}

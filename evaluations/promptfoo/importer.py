@@ -33,11 +33,13 @@ from evaluations.promptfoo.providers import ProviderSpec
 from experiments import datasets
 from experiments import services as experiment_services
 from experiments.models import Dataset
+from promptlab.accounts.access import Action, authorize
+from promptlab.accounts.models import Project
+from promptlab.errors import Invalid
+from promptlab.llm import services as llm_services
+from promptlab.llm.models import ModelEndpoint
 from prompts import rendering
 from prompts import services as prompt_services
-from prompts.access import Action, authorize
-from prompts.models import ModelEndpoint, Project
-from promptlab.errors import Invalid
 
 logger = structlog.get_logger(__name__)
 
@@ -246,7 +248,7 @@ class _Endpoints:
             number += 1
             name = f"{base}-{number}"
         try:
-            endpoint, _ = prompt_services.endpoint_save(
+            endpoint, _ = llm_services.endpoint_save(
                 name=name, actor=self.actor, model=spec.model, api_base=spec.api_base, api_key_env=spec.api_key_env,
                 display_name=f"{spec.model.split('/', 1)[-1]} (from promptfoo)",
             )  # fmt: skip

@@ -8,8 +8,8 @@ refused with the file and key that named it."""
 import re
 from dataclasses import dataclass, field
 
-from prompts.params import validate_params
 from promptlab.errors import Invalid
+from promptlab.llm.params import validate_params
 
 CHAT, EMBEDDING = "chat", "embedding"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"  # promptfoo's default for OpenAI

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_http_methods
 
 from evaluations.promptfoo.files import MAX_FILE_BYTES, ConfigOnly, SuiteFiles, ZipFiles
 from evaluations.promptfoo.importer import MAX_SUITE_NAME, promptfoo_suite_import
-from prompts import selectors
-from prompts.access import Action, role_allows
+from promptlab.accounts import selectors as account_selectors
+from promptlab.accounts.access import Action, role_allows
 from promptlab.errors import DomainError
 
 SUFFIXES = (".yaml", ".yml", ".zip")
@@ -43,10 +43,10 @@ class SuiteUploadForm(forms.Form):
 @login_required
 def promptfoo_import(request, slug: str):
     """The upload form; POST imports the suite (editors), all or nothing, and shows the report."""
-    project = selectors.project_for(user=request.user, slug=slug)
+    project = account_selectors.project_for(user=request.user, slug=slug)
     context = {"project": project, "can_edit": role_allows(project.role, Action.EDIT), "form": SuiteUploadForm()}
     if request.method == "GET":
-        return render(request, "evaluations/promptfoo_import.html", context)
+        return render(request, "promptfoo/import.html", context)
     if not context["can_edit"]:
         raise PermissionDenied("Importing a suite needs the editor role.")
     form = context["form"] = SuiteUploadForm(request.POST, request.FILES)
@@ -59,4 +59,4 @@ def promptfoo_import(request, slug: str):
         except DomainError as exc:
             context["import_error"] = exc.message
     status = 200 if "report" in context else 400
-    return render(request, "evaluations/promptfoo_import.html", context, status=status)
+    return render(request, "promptfoo/import.html", context, status=status)

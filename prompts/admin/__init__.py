@@ -1,3 +1,3 @@
-"""The admin, one module per area; importing them registers their ModelAdmins."""
+"""The prompts admin; importing it registers the ModelAdmins."""
 
-from prompts.admin import api_keys, catalog, projects, prompt_versions  # noqa: F401
+from prompts.admin import prompt_versions  # noqa: F401

@@ -17,12 +17,14 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from prompts import diff, rendering, selectors, services, yaml_io
-from prompts.access import Action, can
-from prompts.admin.scoping import ProjectScoped
-from prompts.models import ModelEndpoint, Project, Prompt
-from prompts.validation import template_variables, validate_prompt
+from promptlab.accounts.access import Action, can
+from promptlab.accounts.admin.scoping import ProjectScoped
+from promptlab.accounts.models import Project
 from promptlab.errors import DomainError, Invalid
+from promptlab.llm.models import ModelEndpoint
+from prompts import diff, rendering, selectors, services, yaml_io
+from prompts.models import Prompt
+from prompts.validation import template_variables, validate_prompt
 
 FORM_FIELDS = ["project", "name", "description", "tags", "kind", "template", "messages", "endpoint", "params", "variables", "strict_variables"]  # fmt: skip
 

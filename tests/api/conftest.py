@@ -3,9 +3,9 @@
 import pytest
 from rest_framework.test import APIClient
 
-from prompts import api_keys
+from promptlab.accounts import api_keys
+from promptlab.accounts.models import ApiKeyScope, Role
 from prompts import services as prompt_services
-from prompts.models import ApiKeyScope, Role
 from tests.factories import MembershipFactory
 
 ALL_SCOPES = list(ApiKeyScope.values)

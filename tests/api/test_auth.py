@@ -11,8 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from prompts import api_keys, services as prompt_services
-from prompts.models import ApiKey, Membership, Role
+from promptlab.accounts import api_keys
+from promptlab.accounts import services as account_services
+from promptlab.accounts.models import ApiKey, Membership, Role
+from prompts import services as prompt_services
 from tests.api.conftest import client_with, error_of
 from tests.factories import MembershipFactory, UserFactory
 
@@ -111,7 +113,7 @@ def test_a_render_only_key_cannot_read(make_key, prompt):
 def test_a_key_has_its_creators_role_production_needs_an_admin(make_key, prompt, owner):
     editor = MembershipFactory(project=owner.project, role=Role.ADMIN)
     client = client_with(make_key("write", actor=editor.user))
-    prompt_services.membership_set(project=owner.project, user=editor.user, role=Role.EDITOR, actor=owner.user)
+    account_services.membership_set(project=owner.project, user=editor.user, role=Role.EDITOR, actor=owner.user)
 
     staging = client.post("/api/v1/prompts/greet/labels/", {"label": "staging", "version": 2}, format="json")
     production = client.post("/api/v1/prompts/greet/labels/", {"label": "production", "version": 2}, format="json")
@@ -251,7 +253,7 @@ def test_the_admin_creates_a_key_and_shows_the_secret_once(client, owner):
     client.force_login(owner.user)
 
     response = client.post(
-        "/admin/prompts/apikey/add/", {"project": owner.project.pk, "name": "support-bot", "scopes": ["read", "invoke"]}
+        "/admin/accounts/apikey/add/", {"project": owner.project.pk, "name": "support-bot", "scopes": ["read", "invoke"]}
     )
 
     assert response.status_code == 200
@@ -259,9 +261,9 @@ def test_the_admin_creates_a_key_and_shows_the_secret_once(client, owner):
     key = ApiKey.objects.get(name="support-bot")
     assert key.secret_hash == hashlib.sha256(secret.encode()).hexdigest() and key.created_by == owner.user
     assert "no-store" in response["Cache-Control"]
-    listing = client.get("/admin/prompts/apikey/").content.decode()
+    listing = client.get("/admin/accounts/apikey/").content.decode()
     assert key.prefix in listing and secret not in listing
-    assert secret not in client.get(f"/admin/prompts/apikey/{key.pk}/change/").content.decode()
+    assert secret not in client.get(f"/admin/accounts/apikey/{key.pk}/change/").content.decode()
 
 
 def test_the_admin_revokes_keys(client, owner, make_key, prompt):
@@ -269,7 +271,7 @@ def test_the_admin_revokes_keys(client, owner, make_key, prompt):
     client.force_login(owner.user)
     key = ApiKey.objects.get(prefix=secret[:11])
 
-    client.post("/admin/prompts/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
 
     key.refresh_from_db()
     assert key.revoked_at is not None and key.revoked_by == owner.user
@@ -282,9 +284,9 @@ def test_the_admin_shows_keys_only_to_admins_of_their_project(client, owner, mak
     other_admin = MembershipFactory(role=Role.ADMIN)
 
     client.force_login(editor.user)
-    assert client.get("/admin/prompts/apikey/").status_code == 403
+    assert client.get("/admin/accounts/apikey/").status_code == 403
     client.force_login(other_admin.user)
-    assert "owners-key" not in client.get("/admin/prompts/apikey/").content.decode()
+    assert "owners-key" not in client.get("/admin/accounts/apikey/").content.decode()
 
 
 # --- Throttling ---------------------------------------------------------------------------------
@@ -309,7 +311,7 @@ def test_the_admin_key_list_makes_as_many_queries_at_n_and_n_plus_20_keys(client
 
     def count():
         with CaptureQueriesContext(connection) as captured:
-            assert client.get("/admin/prompts/apikey/").status_code == 200
+            assert client.get("/admin/accounts/apikey/").status_code == 200
         return len(captured.captured_queries)
 
     for _ in range(3):

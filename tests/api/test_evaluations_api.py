@@ -10,7 +10,7 @@ from evaluations import comparison
 from evaluations import services as evaluation_services
 from evaluations.models import ExperimentEvaluator, Score, ScoreStatus
 from experiments.models import DatasetItem, Experiment
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from tests.api.conftest import client_with, error_of
 from tests.api.test_list_queries import queries
 from tests.factories import DatasetFactory, DatasetItemFactory, ExperimentFactory, MembershipFactory, RunFactory, VariantFactory

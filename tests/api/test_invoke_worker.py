@@ -5,10 +5,11 @@ import time
 
 import pytest
 
-from prompts import services as prompt_services
-from prompts.models import CallFeedback, PromptCall, PromptCallStatus, Role
-from prompts.tasks import prompt_invoke
 from promptlab import workers
+from promptlab.accounts.models import Role
+from prompts import services as prompt_services
+from prompts.models import CallFeedback, PromptCall, PromptCallStatus
+from prompts.tasks import prompt_invoke
 from tests.api.conftest import client_with, error_of
 from tests.conftest import start_worker, stop
 from tests.factories import MembershipFactory
@@ -31,7 +32,7 @@ def setup(invoke_worker, endpoint):
         project=owner.project, actor=owner.user, name="greet", message="v1", template="Hello {{ name }}!", endpoint=endpoint
     )
     prompt_services.label_move(prompt=prompt, actor=owner.user, label="production", version=1)
-    from prompts import api_keys
+    from promptlab.accounts import api_keys
 
     _, secret = api_keys.api_key_create(project=owner.project, actor=owner.user, name="svc", scopes=["invoke", "read"])
     ping = workers.worker_ping_send()

@@ -8,8 +8,9 @@ from django.urls import get_resolver
 from evaluations import services as evaluation_services
 from evaluations.models import Score
 from experiments.models import DatasetItem, ExperimentStatus
+from promptlab.accounts.models import Role
 from prompts import services as prompt_services
-from prompts.models import Label, PromptCall, Role
+from prompts.models import Label, PromptCall
 from tests.api.conftest import client_with, error_of
 from tests.factories import DatasetFactory, ExperimentFactory, MembershipFactory, RunFactory
 

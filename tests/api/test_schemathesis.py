@@ -14,14 +14,19 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from experiments.models import DatasetItem
-from prompts import api_keys, services as prompt_services
-from prompts.models import DEMO_PROVIDER, PromptCall, Role
+from promptlab.accounts import api_keys
+from promptlab.accounts.models import Role
+from promptlab.llm import services as llm_services
+from promptlab.llm.models import DEMO_PROVIDER
+from prompts import services as prompt_services
+from prompts.models import PromptCall
 from tests.factories import DatasetFactory, ExperimentFactory, MembershipFactory
 
 pytestmark = [pytest.mark.schemathesis, pytest.mark.django_db(transaction=True)]
@@ -50,7 +55,7 @@ def existing(settings):
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
     owner = MembershipFactory(role=Role.OWNER)
-    endpoint, _ = prompt_services.endpoint_save(name="demo", display_name="Demo", model=f"{DEMO_PROVIDER}/echo")
+    endpoint, _ = llm_services.endpoint_save(name="demo", display_name="Demo", model=f"{DEMO_PROVIDER}/echo")
     prompt = prompt_services.prompt_create(
         project=owner.project, actor=owner.user, name="greet", message="m", template="Hello {{ name }}", endpoint=endpoint
     )

@@ -6,8 +6,9 @@ from datetime import datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
+from promptlab.accounts.models import Role
 from prompts import services as prompts
-from prompts.models import PromptCall, PromptCallStatus, Role
+from prompts.models import PromptCall, PromptCallStatus
 from tests.conftest import ARTIFACTS, sign_in
 from tests.evaluations.test_analytics import experiment_of, runs_of
 from tests.factories import MembershipFactory, ModelEndpointFactory

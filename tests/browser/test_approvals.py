@@ -4,8 +4,9 @@ and the editor is told."""
 
 import pytest
 
+from promptlab.accounts.models import Role
 from prompts import services as prompts
-from prompts.models import Label, LabelMove, Role
+from prompts.models import Label, LabelMove
 from tests.conftest import ARTIFACTS, sign_in
 from tests.factories import MembershipFactory, ModelEndpointFactory
 

@@ -6,8 +6,8 @@ import pytest
 from evaluations import services as evaluations
 from experiments import services as experiments
 from experiments.models import DatasetItem, ExperimentStatus
+from promptlab.accounts.models import Role
 from prompts import services as prompts
-from prompts.models import Role
 from tests.conftest import ARTIFACTS, sign_in, start_worker, stop
 from tests.evaluations.conftest import variant_runs
 from tests.factories import DatasetFactory, DatasetItemFactory, ExperimentFactory, MembershipFactory

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from experiments.models import Dataset
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from tests.conftest import sign_in
 from tests.factories import MembershipFactory
 

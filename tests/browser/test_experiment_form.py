@@ -3,8 +3,8 @@
 import pytest
 
 from experiments.models import DatasetItem, Experiment
+from promptlab.accounts.models import Role
 from prompts import services as prompts
-from prompts.models import Role
 from tests.conftest import sign_in
 from tests.factories import DatasetFactory, MembershipFactory
 

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from experiments.models import DatasetItem, PlaygroundCall
+from promptlab.accounts.models import Role
 from prompts import services
-from prompts.models import Role
 from tests.conftest import sign_in, start_worker, stop
 from tests.factories import DatasetFactory, MembershipFactory, ModelEndpointFactory
 

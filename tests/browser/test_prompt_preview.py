@@ -4,8 +4,8 @@ import os
 
 import pytest
 
+from promptlab.accounts.models import Role
 from prompts import services
-from prompts.models import Role
 from tests.conftest import sign_in
 from tests.factories import MembershipFactory, ModelEndpointFactory
 

@@ -9,8 +9,8 @@ import pytest
 from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth import get_user_model
 
-from prompts.models import Membership, Role
-from promptlab.sso import OIDC_PROVIDER_ID, as_domain_grants, oidc_app
+from promptlab.accounts.models import Membership, Role
+from promptlab.accounts.sso import OIDC_PROVIDER_ID, as_domain_grants, oidc_app
 from tests.factories import ProjectFactory
 from tests.idp.provider import PASSWORD, IdentityProvider, Person
 

@@ -13,10 +13,11 @@ import time
 import httpx
 import pytest
 
-from prompts import api_keys
-from prompts import services as prompt_services
-from prompts.models import PromptCall, Role
+from promptlab.accounts import api_keys
+from promptlab.accounts.models import Role
 from promptlab_client import PromptlabClient, PromptlabError, PromptlabUnavailable
+from prompts import services as prompt_services
+from prompts.models import PromptCall
 from tests.conftest import free_port
 from tests.factories import MembershipFactory
 

@@ -6,7 +6,7 @@ import pytest
 from evaluations import services
 from evaluations.models import Score, ScoreStatus
 from experiments.models import RunStatus
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from tests.factories import DatasetItemFactory, ExperimentFactory, MembershipFactory, RunFactory, VariantFactory
 
 

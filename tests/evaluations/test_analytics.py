@@ -14,9 +14,17 @@ from django.utils import timezone
 from evaluations import analytics, charts, services, statistics
 from evaluations.models import Score, ScoreStatus
 from experiments.models import ExperimentStatus, RunStatus
+from promptlab.accounts.models import Role
 from prompts import services as prompts
-from prompts.models import PromptCall, PromptCallStatus, Role
-from tests.factories import DatasetItemFactory, ExperimentFactory, MembershipFactory, ModelEndpointFactory, RunFactory, VariantFactory
+from prompts.models import PromptCall, PromptCallStatus
+from tests.factories import (
+    DatasetItemFactory,
+    ExperimentFactory,
+    MembershipFactory,
+    ModelEndpointFactory,
+    RunFactory,
+    VariantFactory,
+)
 
 pytestmark = pytest.mark.django_db
 

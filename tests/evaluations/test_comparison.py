@@ -7,7 +7,7 @@ from bs4 import BeautifulSoup
 
 from evaluations import comparison, services, statistics
 from evaluations.models import Score
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from tests.evaluations.conftest import variant_runs
 from tests.factories import DatasetItemFactory, MembershipFactory
 

@@ -7,9 +7,9 @@ import pytest
 
 from evaluations import kinds, services
 from evaluations.models import Evaluator, Score, ScoreStatus
-from prompts import services as prompt_services
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from promptlab.errors import Forbidden, Invalid
+from prompts import services as prompt_services
 from tests.factories import MembershipFactory, RunFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,9 +7,10 @@ from evaluations import gates, services
 from evaluations.models import GateDecision
 from experiments import services as experiments
 from experiments.models import DatasetItem, ExperimentStatus
-from prompts import services as prompts
-from prompts.models import Label, LabelMove, Role
+from promptlab.accounts.models import Role
 from promptlab.errors import Forbidden, Invalid
+from prompts import services as prompts
+from prompts.models import Label, LabelMove
 from tests.factories import DatasetFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from evaluations import services
 from evaluations.models import HumanRating
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from tests.evaluations.conftest import variant_runs
 from tests.factories import DatasetItemFactory, MembershipFactory
 

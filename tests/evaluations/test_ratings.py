@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 
 from evaluations import selectors, services
 from evaluations.models import HumanRating
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from promptlab.errors import Forbidden, Invalid
 from tests.factories import MembershipFactory, RunFactory, UserFactory
 

@@ -9,8 +9,8 @@ from evaluations import selectors, services, tasks
 from evaluations.models import Evaluator, Score, ScoreStatus
 from experiments.models import Run
 from experiments.signals import run_done
+from promptlab.accounts.models import Role
 from prompts import services as prompt_services
-from prompts.models import Role
 from tests.factories import ExperimentFactory, MembershipFactory, RunFactory
 from tests.fake_openai import Scripted, embedding
 

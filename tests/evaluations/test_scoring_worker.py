@@ -8,8 +8,8 @@ from evaluations import services as evaluation_services
 from evaluations.models import Score, ScoreStatus
 from experiments import services
 from experiments.models import DatasetItem, ExperimentStatus, Run, RunStatus
+from promptlab.accounts.models import Role
 from prompts import services as prompt_services
-from prompts.models import Role
 from tests.conftest import start_worker, stop
 from tests.factories import DatasetFactory, MembershipFactory
 

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from experiments import datasets
 from experiments.models import Dataset, DatasetItem
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from promptlab.errors import Invalid
 from tests.factories import DatasetFactory, DatasetItemFactory, MembershipFactory, RunFactory
 from tests.prompts.test_pages import Elements

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from experiments import datasets
 from experiments.datasets import dataset_create, dataset_export, dataset_import, missing_variables
 from experiments.models import Dataset
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from promptlab.errors import Forbidden, Invalid
 from tests.factories import MembershipFactory, ProjectFactory
 

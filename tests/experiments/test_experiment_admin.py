@@ -4,8 +4,8 @@ import pytest
 
 from experiments import services
 from experiments.models import Experiment
+from promptlab.accounts.models import Role
 from prompts import services as prompt_services
-from prompts.models import Role
 from tests.factories import DatasetFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ import pytest
 
 from experiments import services
 from experiments.models import DatasetItem, ExperimentStatus, Run, RunStatus
-from prompts import services as prompt_services
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from promptlab.errors import Invalid
+from prompts import services as prompt_services
 from tests.experiments.conftest import make
 from tests.factories import MembershipFactory, ModelEndpointFactory
 from tests.fake_openai import Scripted
@@ -163,7 +163,7 @@ def test_an_endpoint_override_is_used(setup, llm_server):
 
 
 def test_an_open_breaker_gives_the_run_back_without_calling(setup, llm_server, settings):
-    from prompts import limits
+    from promptlab.llm import limits
 
     owner, *_, endpoint = setup
     settings.GATEWAY_BREAKER_FAILURES = 1

@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from experiments import playground
 from experiments.models import Dataset, DatasetItem, PlaygroundCall, PlaygroundCallStatus
 from experiments.tasks import playground_call
-from prompts import catalog, limits
-from prompts import services as prompt_services
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from promptlab.errors import Forbidden, Invalid, NotFound
+from promptlab.llm import catalog, limits
+from prompts import services as prompt_services
 from tests.factories import DatasetFactory, MembershipFactory, ModelEndpointFactory
 from tests.fake_openai import Scripted
 from tests.prompts.test_pages import Elements

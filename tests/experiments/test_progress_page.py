@@ -1,7 +1,7 @@
 import pytest
 
 from experiments import services
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from tests.experiments.conftest import make
 from tests.factories import MembershipFactory
 

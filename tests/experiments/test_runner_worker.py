@@ -10,8 +10,8 @@ import pytest
 
 from experiments import services
 from experiments.models import DatasetItem, Experiment, ExperimentStatus, Run, RunStatus
+from promptlab.accounts.models import Role
 from prompts import services as prompt_services
-from prompts.models import Role
 from tests.conftest import start_worker, stop
 from tests.factories import DatasetFactory, MembershipFactory
 from tests.fake_openai import Scripted

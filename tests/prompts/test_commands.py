@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.management import CommandError, call_command
 
-from prompts.models import Membership, Project, Role
+from promptlab.accounts.models import Membership, Project, Role
 from tests.factories import ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the invitation is sent on commit
@@ -81,7 +81,8 @@ def test_load_demo_is_refused_in_production(settings):
 
 
 def test_the_demo_prompt_renders_and_runs_on_the_offline_model():
-    from prompts import gateway, selectors
+    from promptlab.llm import gateway
+    from prompts import selectors
     from prompts.models import Prompt
     from prompts.rendering import render_version
 

@@ -2,8 +2,9 @@ import re
 
 import pytest
 
+from promptlab.accounts.models import Role
 from prompts import services
-from prompts.models import Label, Prompt, Role
+from prompts.models import Label, Prompt
 from tests.factories import MembershipFactory, ModelEndpointFactory
 
 pytestmark = pytest.mark.django_db

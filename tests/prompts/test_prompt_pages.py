@@ -9,8 +9,9 @@ from bs4 import BeautifulSoup
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from promptlab.accounts.models import Membership, Project, Role
 from prompts import services
-from prompts.models import Membership, Project, Prompt, Role
+from prompts.models import Prompt
 from tests.factories import MembershipFactory, ModelEndpointFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -2,9 +2,10 @@
 
 import pytest
 
-from prompts import selectors, services
-from prompts.models import Label, LabelMove, Prompt, Role
+from promptlab.accounts.models import Role
 from promptlab.errors import Forbidden, Invalid, NotFound
+from prompts import selectors, services
+from prompts.models import Label, LabelMove, Prompt
 from tests.factories import MembershipFactory, ModelEndpointFactory
 
 pytestmark = pytest.mark.django_db

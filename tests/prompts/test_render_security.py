@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from prompts import services
-from prompts.models import Role
-from prompts.rendering import RenderError, render_template, render_version
+from promptlab.accounts.models import Role
 from promptlab.errors import Invalid
+from prompts import services
+from prompts.rendering import RenderError, render_template, render_version
 from tests.factories import MembershipFactory, ModelEndpointFactory
 
 SECRET_KEY = "canary-secret-key-0f3a9c2e-never-rendered"

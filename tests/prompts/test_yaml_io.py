@@ -6,10 +6,11 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from prompts import services
-from prompts.models import Label, LabelMove, Prompt, Role
-from prompts.yaml_io import prompts_export, prompts_import
+from promptlab.accounts.models import Role
 from promptlab.errors import Forbidden, Invalid
+from prompts import services
+from prompts.models import Label, LabelMove, Prompt
+from prompts.yaml_io import prompts_export, prompts_import
 from tests.factories import MembershipFactory, ModelEndpointFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from experiments.datasets import FORMATS, dataset_export, dataset_get
 from experiments.management.commands.import_dataset import format_for
-from prompts import selectors
+from promptlab.accounts import selectors as account_selectors
 from promptlab.errors import DomainError
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, file, project, dataset, format, **options):
         format = format_for(file, format) if file != "-" else format or "csv"
         try:
-            project = selectors.project_get(slug=project)
+            project = account_selectors.project_get(slug=project)
             dataset = dataset_get(project=project, name=dataset)
             if file == "-":
                 count = dataset_export(dataset=dataset, format=format, out=self.stdout)

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from experiments.datasets import FORMATS, TARGETS_HELP, dataset_create, dataset_import, format_from_name, mapping_from_lines
 from experiments.models import Dataset
-from prompts import selectors
+from promptlab.accounts import selectors as account_selectors
 from promptlab.errors import DomainError
 
 
@@ -49,7 +49,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror or exc}.") from None
         try:
-            project = selectors.project_get(slug=project)
+            project = account_selectors.project_get(slug=project)
             with transaction.atomic():  # a dataset created here goes away again if the import fails
                 target = Dataset.objects.filter(project=project, name=dataset).first()
                 created = target is None

@@ -2,9 +2,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from prompts import selectors
-from prompts.yaml_io import prompts_export
+from promptlab.accounts import selectors as account_selectors
 from promptlab.errors import DomainError
+from prompts.yaml_io import prompts_export
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, folder, project, label, **options):
         try:
-            project = selectors.project_get(slug=project)
+            project = account_selectors.project_get(slug=project)
             paths = prompts_export(project=project, folder=folder, label=label)
         except DomainError as exc:
             raise CommandError(exc.message) from None

@@ -2,9 +2,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from prompts import selectors
-from prompts.yaml_io import prompts_import
+from promptlab.accounts import selectors as account_selectors
 from promptlab.errors import DomainError
+from prompts.yaml_io import prompts_import
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, folder, project, message, **options):
         try:
-            project = selectors.project_get(slug=project)
+            project = account_selectors.project_get(slug=project)
             report = prompts_import(project=project, actor=None, folder=folder, message=message)
         except DomainError as exc:
             raise CommandError(exc.message) from None

@@ -3,8 +3,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from promptlab.accounts import services as account_services
+from promptlab.accounts.models import Project, Role
+from promptlab.llm import services as llm_services
+from promptlab.llm.models import DEMO_PROVIDER, ModelEndpoint
 from prompts import services
-from prompts.models import DEMO_PROVIDER, ModelEndpoint, Project, Prompt, Role
+from prompts.models import Prompt
 
 DEMO_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "promptlab-demo"
@@ -47,13 +51,13 @@ class Command(BaseCommand):
             self.stdout.write(f"Created the demo admin {DEMO_EMAIL}.")
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         if project is None:
-            project = services.project_create(slug=DEMO_SLUG, name="Demo project", owner=admin)
+            project = account_services.project_create(slug=DEMO_SLUG, name="Demo project", owner=admin)
             self.stdout.write(f"Created the project {project.slug}.")
         elif not project.memberships.filter(user=admin).exists():
-            services.membership_set(project=project, user=admin, role=Role.OWNER)
+            account_services.membership_set(project=project, user=admin, role=Role.OWNER)
         endpoint = ModelEndpoint.objects.filter(name=DEMO_ENDPOINT).first()
         if endpoint is None:
-            endpoint, _ = services.endpoint_save(name=DEMO_ENDPOINT, display_name="Demo model", model=f"{DEMO_PROVIDER}/echo")
+            endpoint, _ = llm_services.endpoint_save(name=DEMO_ENDPOINT, display_name="Demo model", model=f"{DEMO_PROVIDER}/echo")
             self.stdout.write("Added the offline demo model to the catalog.")
         for name, fields in DEMO_PROMPTS.items():
             if not Prompt.objects.filter(project=project, name=name).exists():
