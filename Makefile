@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LOCK := requirements/dev.lock
 
-.PHONY: run test bench install lock check-deploy clean
+.PHONY: run test bench docs install lock check-deploy clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "promptlab needs Python 3.11; set PYTHON=/path/to/python3.11")'
@@ -28,6 +28,10 @@ test: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The documentation site (docs/, mkdocs.yml) with live reload; make test builds it strictly.
+docs: install
+	$(BIN)/mkdocs serve -a 127.0.0.1:8001
 
 # Re-resolve both locks after editing pyproject.toml's dependencies.
 lock: install
