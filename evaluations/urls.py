@@ -1,6 +1,6 @@
-from django.urls import include, path
+from django.urls import path
 
-from evaluations import views
+from evaluations import analytics_views, views
 
 urlpatterns = [
     path("experiments/<int:pk>/comparison/", views.experiment_comparison, name="experiment_comparison"),
@@ -9,7 +9,5 @@ urlpatterns = [
     path("experiments/<int:pk>/runs/<int:run_id>/rating/", views.run_rate, name="run_rate"),
     path("experiments/<int:pk>/items/<int:item_id>/diff/", views.item_diff, name="item_diff"),
     path("experiments/<int:pk>/export.<str:format>", views.experiment_export, name="experiment_export"),
-    path("", include("evaluations.promptfoo.urls")),
-    path("", include("evaluations.governance.urls")),
-    path("", include("evaluations.analytics_urls")),
+    path("projects/<slug:slug>/prompts/<slug:name>/analytics/", analytics_views.prompt_analytics, name="prompt_analytics"),
 ]

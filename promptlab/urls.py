@@ -33,6 +33,8 @@ urlpatterns = [
     path("api/v1/", include(api.api_urlpatterns())),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("evaluations.governance.urls")),
+    path("", include("evaluations.promptfoo.urls")),
     path("", include("evaluations.urls")),
     path("", include("experiments.urls")),
     path("", include("prompts.urls")),
