@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from jinja2 import BaseLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.compiler import CodeGenerator
 # The sync_ variants: Jinja's plain names are async-aware wrappers that take the eval context first.
@@ -32,12 +32,23 @@ MAX_WIDTH = 1000  # for filters that pad or wrap to a width
 _INCLUDE = re.compile(r"^(?P<name>[-a-zA-Z0-9_]+)(?:@(?P<pin>[-a-zA-Z0-9_]+))?$")
 _WIDTH_IN_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
-# Set for the duration of one render: the project whose snippets includes may use, and
-# the deadline the loops check.
+MAX_INCLUDES_PER_RENDER = 100  # each include is a database lookup: bounds a wide fan-out of snippets
+
+
+@dataclass
+class _Includes:
+    """The includes of one render."""
+
+    loads: int = 0
+    stack: list[tuple[int, int]] = field(default_factory=list)  # (prompt id, version) now rendering, outermost first
+    names: dict[tuple[int, int], str] = field(default_factory=dict)  # to name a cycle without a query
+
+
+# Set for the duration of one render: the project whose snippets includes may use, the
+# deadline the loops check, and the includes so far.
 _project_id: contextvars.ContextVar[int] = contextvars.ContextVar("prompt_project_id")
 _deadline: contextvars.ContextVar[float] = contextvars.ContextVar("prompt_render_deadline", default=float("inf"))
-_includes: contextvars.ContextVar[list | None] = contextvars.ContextVar("prompt_render_includes", default=None)
-MAX_INCLUDES_PER_RENDER = 100
+_includes: contextvars.ContextVar[_Includes] = contextvars.ContextVar("prompt_render_includes")
 
 
 class RenderError(Invalid):
@@ -237,29 +248,42 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         return result
 
     def _load_template(self, name, globals):
-        # Includes resolve only inside the project being rendered, by a plain prompt name.
+        """Every include, extends and import lands here: resolve the name in the project being
+        rendered, now (labels move), and refuse a version already being rendered."""
         if not isinstance(name, str) or not _INCLUDE.match(name):
             raise TemplateNotFound(str(name))
-        # Saving refuses cycles, but labels move afterwards: bound the includes of one render.
-        loads = _includes.get()
-        if loads is not None:
-            loads.append(name)
-            if len(loads) > MAX_INCLUDES_PER_RENDER:
-                raise SecurityError(f"more than {MAX_INCLUDES_PER_RENDER} includes in one render: is there an include cycle ({' → '.join(loads[:6])} …)?")
-        return super()._load_template(f"{_project_id.get()}/{name}", globals)
+        includes = _includes.get()
+        includes.loads += 1
+        if includes.loads > MAX_INCLUDES_PER_RENDER:
+            raise SecurityError(f"more than {MAX_INCLUDES_PER_RENDER} includes in one render")
+        version = resolve_include(_project_id.get(), name)
+        identity = (version.id, version.version)
+        includes.names[identity] = version.name
+        # Saving refuses cycles, but labels move afterwards. The include statement runs inside
+        # the render of the template that holds it, so the stack is exactly the chain of
+        # includes that leads here: meeting this version on it is a cycle, found before
+        # another lookup. A snippet included twice side by side (a diamond, a loop) has left
+        # the stack by the time it is included again.
+        if identity in includes.stack:
+            on_cycle = includes.stack[includes.stack.index(identity) :]
+            cycle = [includes.names.get(entry, "this prompt") for entry in on_cycle] + [version.name]
+            raise RenderError(include_cycle_message(cycle), details={"cycle": cycle})
+        return _template(version.source_text(), (*identity, 0))
 
 
-class SnippetLoader(BaseLoader):
-    """Loads `{% include %}` targets from the prompts of the project being rendered."""
+def _on_include_stack(render, identity: tuple[int, int]):
+    """Wrap a compiled template's root render function (what every include, extends and
+    import calls) so that the version is on the include stack exactly while it renders."""
 
-    def get_source(self, environment, template):
-        project_id, _, reference = template.partition("/")
-        if int(project_id) != _project_id.get():
-            raise TemplateNotFound(reference)
-        version = resolve_include(int(project_id), reference)
-        source = version.source_text()
-        # Labels move; and a recreated database may reuse ids: re-check what the name means now.
-        return source, template, lambda: resolve_include(int(project_id), reference).source_text() == source
+    def root(context):
+        stack = _includes.get().stack  # kept, so a generator closed after the render pops its own stack
+        stack.append(identity)
+        try:
+            yield from render(context)
+        finally:
+            stack.pop()
+
+    return root
 
 
 def _sum(environment, iterable, attribute=None, start=0):
@@ -283,8 +307,8 @@ def _printing(filter_function, name: str):
 
 def _environment() -> PromptEnvironment:
     env = PromptEnvironment(
-        undefined=StrictUndefined, autoescape=False, loader=SnippetLoader(), keep_trailing_newline=True,
-        cache_size=2000, auto_reload=True, finalize=lambda value: _check_printable(value, "the printed value"),
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, cache_size=0,  # _template caches
+        finalize=lambda value: _check_printable(value, "the printed value"),
     )  # fmt: skip
     env.globals = {"range": _guarded_range}
     env.filters.update(
@@ -345,6 +369,11 @@ def variables_of(tree, where: str) -> set[str]:
         raise RenderError(f"{where}, line {exc.lineno}: {exc.message}", details={"where": where, "line": exc.lineno}) from None
 
 
+def include_cycle_message(names: list[str]) -> str:
+    """How a cycle is named, the first name repeated last: "Include cycle: a → b → a."."""
+    return f"Include cycle: {' → '.join(names)}."
+
+
 def resolve_include(project_id: int, reference: str):
     """The historical version an include names, or TemplateNotFound."""
     from prompts import selectors
@@ -364,7 +393,7 @@ _compiled: OrderedDict = OrderedDict()
 
 
 def _template(source: str, cache_key):
-    """Compile once per (prompt, version, part); previews of unsaved text compile every time."""
+    """Compile once per (prompt id, version, part); previews of unsaved text compile every time."""
     if cache_key is None:
         return ENV.from_string(source)
     cached = _compiled.get(cache_key)
@@ -372,17 +401,22 @@ def _template(source: str, cache_key):
     if cached is not None and (cached[0] is source or cached[0] == source):
         return cached[1]
     template = ENV.from_string(source)
+    template.root_render_func = _on_include_stack(template.root_render_func, cache_key[:2])
     _compiled[cache_key] = (source, template)
     if len(_compiled) > 5000:
         _compiled.popitem(last=False)
     return template
 
 
-def render_template(source: str, variables: dict, *, project_id: int, cache_key=None) -> str:
-    """Render one template with the limits in force; every failure is a RenderError."""
+def render_template(source: str, variables: dict, *, project_id: int, cache_key=None, name: str | None = None) -> str:
+    """Render one template with the limits in force; every failure is a RenderError.
+    `name` is the prompt's name when `cache_key` says which version this is."""
     project_token = _project_id.set(project_id)
     deadline_token = _deadline.set(time.monotonic() + settings.PROMPT_RENDER_TIMEOUT_SECONDS)
-    includes_token = _includes.set([])
+    includes = _Includes()
+    if cache_key is not None and name is not None:
+        includes.names[cache_key[:2]] = name
+    includes_token = _includes.set(includes)
     limit = settings.PROMPT_RENDER_MAX_CHARS
     try:
         chunks, size = [], 0
@@ -442,7 +476,7 @@ def render_version(record, variables: dict | None) -> Rendered:
     key = (record.id, version) if version else None
 
     def render(source, part):
-        return render_template(source, values, project_id=record.project_id, cache_key=key and (*key, part))
+        return render_template(source, values, project_id=record.project_id, cache_key=key and (*key, part), name=record.name)
 
     if record.kind == "text":
         return Rendered(version=version, text=render(record.template, 0), warnings=warnings)

@@ -81,7 +81,7 @@ def _check_includes(prompt, names: list[str], *, depth: int, path: list[str]) ->
     for reference in names:
         target = reference.partition("@")[0]
         if target in path:
-            raise Invalid(f"Include cycle: {' → '.join([*path, target])}.")
+            raise Invalid(rendering.include_cycle_message([*path, target]))
         if depth > rendering.MAX_INCLUDE_DEPTH:
             raise Invalid(f"Includes nest deeper than {rendering.MAX_INCLUDE_DEPTH} levels: {' → '.join([*path, target])}.")
         try:

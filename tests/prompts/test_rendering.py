@@ -1,7 +1,7 @@
 import pytest
 
 from prompts import rendering, selectors, services
-from prompts.models import Role
+from promptlab.accounts.models import Role
 from prompts.rendering import RenderError, render_version
 from tests.factories import MembershipFactory, ModelEndpointFactory
 
@@ -127,15 +127,55 @@ def test_output_size_is_bounded(owner, settings):
         render_version(prompt, {"text": "0123456789"})
 
 
-def test_a_cycle_made_by_moving_labels_is_refused_at_render(owner):
-    a = create(owner, "a", template="A")
-    b = create(owner, "b", template="B")
-    for prompt in (a, b):
+def labels_moved_into_a_cycle(owner, names):
+    """Each prompt includes the next, the last the first: saved while production still pointed
+    at plain v1s (so saving saw no cycle), then every production label moved to v2."""
+    prompts = [create(owner, name, template=name.upper()) for name in names]
+    for prompt in prompts:
         services.label_move(prompt=prompt, actor=owner.user, label="production", version=1)
-    a = services.prompt_update(prompt=a, actor=owner.user, message="use b", template="A {% include 'b' %}")
-    b = services.prompt_update(prompt=b, actor=owner.user, message="use a", template="B {% include 'a' %}")  # a@production is v1: no cycle yet
-    for prompt in (a, b):
+    for prompt, target in zip(prompts, [*names[1:], names[0]]):
+        services.prompt_update(prompt=prompt, actor=owner.user, message="include", template=f"{prompt.name.upper()} {{% include '{target}' %}}")
+    for prompt in prompts:
         services.label_move(prompt=prompt, actor=owner.user, label="production", version=2)
+    return {prompt.name: selectors.prompt_version(prompt=prompt, label="production") for prompt in prompts}
 
-    with pytest.raises(RenderError, match="include cycle"):
-        render_version(selectors.prompt_version(prompt=a, label="production"), {})
+
+def test_a_cycle_made_by_moving_labels_is_refused_at_render(owner, settings, django_assert_max_num_queries):
+    a = labels_moved_into_a_cycle(owner, ["a", "b"])["a"]
+    settings.PROMPT_RENDER_TIMEOUT_SECONDS = 3600  # the refusal must not come from the clock
+
+    # Two include lookups (b, then a again), not one per include until a count runs out.
+    with django_assert_max_num_queries(8), pytest.raises(RenderError) as error:
+        render_version(a, {})
+
+    assert error.value.message == "Include cycle: a → b → a."
+    assert error.value.details == {"cycle": ["a", "b", "a"]}
+
+
+def test_a_three_prompt_cycle_is_named_in_order_from_where_it_closes(owner):
+    versions = labels_moved_into_a_cycle(owner, ["a", "b", "c"])
+
+    with pytest.raises(RenderError, match="^Include cycle: a → b → c → a\\.$"):
+        render_version(versions["a"], {})
+    with pytest.raises(RenderError, match="^Include cycle: c → a → b → c\\.$"):
+        render_version(versions["c"], {})
+    with pytest.raises(RenderError, match="^Include cycle: b → c → a → b\\.$"):  # the unsaved text is not on the cycle
+        rendering.render_template("{% include 'b' %}", {}, project_id=owner.project.pk)
+
+
+def test_a_diamond_and_a_repeated_snippet_are_not_cycles(owner):
+    create(owner, "d", template="d")
+    create(owner, "b", template="b({% include 'd' %})")
+    create(owner, "c", template="c({% include 'd' %}{% include 'd' %})")
+    a = create(owner, "a", template="{% include 'b' %} {% include 'c' %} {% for i in range(3) %}{% include 'd' %}{% endfor %}")
+
+    assert render_version(a, {}).text == "b(d) c(dd) ddd"
+
+
+def test_a_wide_fan_out_of_includes_is_bounded(owner, monkeypatch):
+    monkeypatch.setattr(rendering, "MAX_INCLUDES_PER_RENDER", 5)
+    create(owner, "d", template="d")
+    a = create(owner, "a", template="{% for i in range(6) %}{% include 'd' %}{% endfor %}")
+
+    with pytest.raises(RenderError, match="more than 5 includes in one render"):
+        render_version(a, {})
