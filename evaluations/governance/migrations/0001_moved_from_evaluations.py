@@ -14,6 +14,8 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
+        # The content type relabelling reads ContentType as it is after this (also going back).
+        ('contenttypes', '0002_remove_content_type_name'),
         ('evaluations', '0003_governance'),
         ('accounts', '0001_moved_from_prompts'),
         ('experiments', '0005_project_and_endpoint_moved'),

@@ -15,6 +15,8 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
+        # The content type relabelling reads ContentType as it is after this (also going back).
+        ('contenttypes', '0002_remove_content_type_name'),
         ('prompts', '0006_governance_history'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
