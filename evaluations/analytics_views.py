@@ -3,14 +3,13 @@ and model, and production traffic over a window of days. Each chart is server-si
 a table of the same numbers after it; numbers are formatted once, here, for both."""
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from evaluations import analytics, charts
 from promptlab.accounts import selectors as account_selectors
 from promptlab.errors import Invalid
+from promptlab.htmx import page_or_fragment, wants_fragment
 from prompts import selectors as prompt_selectors
 
 TRAFFIC_ID = "analytics-traffic"
@@ -23,7 +22,7 @@ def prompt_analytics(request, slug: str, name: str):
     member may read it; another project's prompt is a 404 and a `days` other than 7, 30 or 90
     a 400 that says so."""
     project = account_selectors.project_for(user=request.user, slug=slug)
-    prompt = prompt_selectors.prompt_for(project=project, name=name)
+    prompt = prompt_selectors.prompt_get(project=project, name=name)
     context = {"project": project, "prompt": prompt, "windows": analytics.WINDOWS}
     status = 200
     try:
@@ -35,22 +34,18 @@ def prompt_analytics(request, slug: str, name: str):
         context |= {"window": window, "traffic": traffic, "time_zone": timezone.get_current_timezone_name(),
                     "traffic_total": _traffic_numbers(traffic), "traffic_days": [_traffic_numbers(day) for day in reversed(traffic.days)],
                     "traffic_chart": _traffic_chart(traffic) if traffic.calls else None}  # fmt: skip
-    if request.htmx and not request.htmx.history_restore_request and request.htmx.target == TRAFFIC_ID:
-        return _render(request, f"evaluations/partials/{TRAFFIC_ID}.html", context, status)
-    runs = analytics.prompt_run_analytics(prompt=prompt)
-    context |= {"runs": runs, "version_rows": [_version_row(result) for result in runs.versions],
-                "spread_rows": [_spread_row(spread) for spread in runs.spreads]}  # fmt: skip
-    if runs.versions:
-        context["version_chart"] = _version_chart(runs.versions, context["version_rows"])
-    if runs.spreads:
-        context["spread_chart"] = _spread_chart(runs.spreads)
-    return _render(request, "evaluations/analytics.html", context, status)
-
-
-def _render(request, template: str, context: dict, status: int):
-    response = render(request, template, context, status=status)
-    patch_vary_headers(response, ["HX-Request", "HX-Target"])  # one URL, a page or a fragment
-    return response
+    if not wants_fragment(request, TRAFFIC_ID):  # the runs are on the page, outside the fragment
+        runs = analytics.prompt_run_analytics(prompt=prompt)
+        context |= {"runs": runs, "version_rows": [_version_row(result) for result in runs.versions],
+                    "spread_rows": [_spread_row(spread) for spread in runs.spreads]}  # fmt: skip
+        if runs.versions:
+            context["version_chart"] = _version_chart(runs.versions, context["version_rows"])
+        if runs.spreads:
+            context["spread_chart"] = _spread_chart(runs.spreads)
+    return page_or_fragment(
+        request, "evaluations/analytics.html", context, fragment_template=f"evaluations/partials/{TRAFFIC_ID}.html", target=TRAFFIC_ID,
+        status=status,
+    )  # fmt: skip
 
 
 # --- By version --------------------------------------------------------------------------------

@@ -5,45 +5,17 @@ experiments.extensions.)"""
 
 import math
 
-from django.db.models import F, QuerySet
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from evaluations import comparison, selectors
-from evaluations.models import Score, ScoreStatus
-from experiments import apis as experiment_apis
+from evaluations.models import ScoreStatus
+from experiments import selectors as experiment_selectors
 from experiments.models import Experiment
 from promptlab.accounts.project_api import ProjectApi
 from promptlab.api import SLUG, page_of, paged
-
-# --- Reads (the query shapes of these endpoints) ----------------------------------------------------
-
-
-
-
-
-
-def score_list(*, experiment: Experiment, evaluator: str = "", status: str = "", variant: str = "",
-               versions: str = "current") -> QuerySet:  # fmt: skip
-    """The experiment's scores as rows, by item row, variant, repeat and evaluator: at each
-    evaluator's current version, or every version kept."""
-    scores = Score.objects.filter(run__experiment=experiment)
-    if versions == "current":
-        scores = scores.filter(evaluator_version=F("evaluator__version"))
-    if evaluator:
-        scores = scores.filter(evaluator__name=evaluator)
-    if status:
-        scores = scores.filter(status=status)
-    if variant:
-        scores = scores.filter(run__variant__name=variant)
-    return scores.order_by("run__item__row", "run__variant_id", "run__repeat", "evaluator__name", "evaluator_version").values(
-        "run_id", "status", "value", "passed", "reason", "error_kind", "cost_usd", "evaluator_version", "updated_at",
-        variant=F("run__variant__name"), row=F("run__item__row"), repeat=F("run__repeat"),
-        evaluator_name=F("evaluator__name"), current_version=F("evaluator__version"),
-    )  # fmt: skip
-
 
 # --- Serializers ------------------------------------------------------------------------------------
 
@@ -60,10 +32,6 @@ class EvaluatorSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     version = serializers.IntegerField(help_text="Goes up when what a score means changes; scores are kept per version.")
     updated_at = serializers.DateTimeField()
-
-
-
-
 
 
 class ScoreListQuery(serializers.Serializer):
@@ -228,8 +196,6 @@ class EvaluatorListApi(ProjectApi):
         return page_of(self, selectors.evaluator_list(project=self.project), lambda rows: EvaluatorSerializer(rows, many=True).data)
 
 
-
-
 class ScoreListApi(ProjectApi):
     required_scope = "read"
 
@@ -240,12 +206,12 @@ class ScoreListApi(ProjectApi):
     )  # fmt: skip
     def get(self, request, pk: int):
         query = self.valid(ScoreListQuery, request.query_params)
-        experiment = experiment_apis.experiment_get(project_id=self.project_id, pk=pk)
+        experiment = experiment_selectors.experiment_get(project=self.project, pk=pk)
 
         def documents(rows):
             return ScoreSerializer([{**row, "current": row["evaluator_version"] == row["current_version"]} for row in rows], many=True).data
 
-        return page_of(self, score_list(experiment=experiment, **query), documents)
+        return page_of(self, selectors.score_list(experiment=experiment, **query), documents)
 
 
 class ComparisonApi(ProjectApi):
@@ -258,7 +224,7 @@ class ComparisonApi(ProjectApi):
         "A run passes when every evaluator passes it; errored runs count apart, never as failures.",
     )  # fmt: skip
     def get(self, request, pk: int):
-        return Response(comparison_document(experiment_apis.experiment_get(project_id=self.project_id, pk=pk)))
+        return Response(comparison_document(experiment_selectors.experiment_get(project=self.project, pk=pk)))
 
 
 urlpatterns = [

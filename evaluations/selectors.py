@@ -55,6 +55,25 @@ def _scores_of(experiment: Experiment, versions: dict[int, int] | None) -> Query
     return scores.filter(reduce(or_, (Q(evaluator_id=pk, evaluator_version=version) for pk, version in versions.items())))
 
 
+def score_list(*, experiment: Experiment, evaluator: str = "", status: str = "", variant: str = "",
+               versions: str = "current") -> QuerySet:  # fmt: skip
+    """The experiment's scores as rows, by item row, variant, repeat and evaluator: at each
+    evaluator's current version, or every version kept (`versions="all"`); only those of the
+    evaluator, status and variant named, when given."""
+    scores = _scores_of(experiment, None) if versions == "current" else Score.objects.filter(run__experiment=experiment)
+    if evaluator:
+        scores = scores.filter(evaluator__name=evaluator)
+    if status:
+        scores = scores.filter(status=status)
+    if variant:
+        scores = scores.filter(run__variant__name=variant)
+    return scores.order_by("run__item__row", "run__variant_id", "run__repeat", "evaluator__name", "evaluator_version").values(
+        "run_id", "status", "value", "passed", "reason", "error_kind", "cost_usd", "evaluator_version", "updated_at",
+        variant=F("run__variant__name"), row=F("run__item__row"), repeat=F("run__repeat"),
+        evaluator_name=F("evaluator__name"), current_version=F("evaluator__version"),
+    )  # fmt: skip
+
+
 def experiment_score_rows(*, experiment: Experiment, versions: dict[int, int] | None = None) -> list[dict]:
     """One row per (run, evaluator): variant, item, repeat, evaluator, status, value, passed,
     reason and `errored`. Pending scores are left out; errored ones are there, flagged, with

@@ -14,6 +14,7 @@ from evaluations import comparison, matrix, selectors, services
 from experiments import selectors as experiment_selectors
 from experiments.models import DatasetItem, Run
 from promptlab.errors import DomainError, Invalid
+from promptlab.htmx import page_or_fragment
 from prompts import diff
 
 
@@ -36,11 +37,12 @@ def experiment_comparison(request, pk: int):
     try:
         query = matrix.matrix_query_from(request.GET, variants=variants, evaluators=evaluators)
     except Invalid as exc:
-        return render(request, "evaluations/comparison.html", {**context, "error": exc.message}, status=400)
+        return page_or_fragment(request, "evaluations/comparison.html", {**context, "error": exc.message}, status=400)
     page, rows = matrix.matrix_page(experiment=experiment, query=query, variants=variants, evaluators=evaluators, user=request.user)
     context |= {"query": query, "page": page, "rows": rows, "querystring": _without_page(request.GET)}
-    fragment = request.htmx and request.htmx.target == "matrix"
-    return render(request, "evaluations/partials/matrix.html" if fragment else "evaluations/comparison.html", context)
+    return page_or_fragment(
+        request, "evaluations/comparison.html", context, fragment_template="evaluations/partials/matrix.html", target="matrix"
+    )  # fmt: skip
 
 
 def _rate_base(experiment) -> str:

@@ -8,57 +8,19 @@ in the same transaction, so a client never sees a draft without its evaluators.
 
 import re
 
-from django.db.models import Count
 from django.urls import path
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from experiments import datasets, extensions, services
-from experiments.models import Dataset, Experiment, ExperimentStatus, Run, RunStatus
+from experiments import datasets, extensions, selectors, services
+from experiments.models import Experiment, ExperimentStatus, RunStatus
 from promptlab.accounts.project_api import ProjectApi
 from promptlab.api import SLUG, page_of, paged
 from promptlab.errors import Invalid, NotFound
 from promptlab.llm.models import ModelEndpoint
-from prompts.models import Prompt
-
-# --- Reads (the query shapes of these endpoints) ----------------------------------------------------
-
-
-def dataset_list(*, project_id: int):
-    return Dataset.objects.filter(project_id=project_id).annotate(item_count=Count("items")).order_by("name")
-
-
-def dataset_get(*, project_id: int, name: str) -> Dataset:
-    dataset = dataset_list(project_id=project_id).filter(name=name).select_related("project").first()
-    if dataset is None:
-        raise NotFound(f"There is no dataset named {name!r} in this project.", details={"dataset": name})
-    return dataset
-
-
-def experiment_list(*, project_id: int):
-    return Experiment.objects.filter(project_id=project_id).select_related("dataset").order_by("-created_at", "-id")
-
-
-def experiment_get(*, project_id: int, pk: int) -> Experiment:
-    experiment = (
-        experiment_list(project_id=project_id).select_related("project").prefetch_related("variants__prompt", "variants__endpoint")
-        .filter(pk=pk).first()
-    )  # fmt: skip
-    if experiment is None:
-        raise NotFound(f"There is no experiment {pk} in this project.", details={"experiment": pk})
-    return experiment
-
-
-def run_list(*, experiment: Experiment, status: str = "", variant: str = ""):
-    runs = Run.objects.filter(experiment=experiment).select_related("variant", "item").order_by("item__row", "variant_id", "repeat", "id")
-    if status:
-        runs = runs.filter(status=status)
-    if variant:
-        runs = runs.filter(variant__name=variant)
-    return runs
-
+from prompts import selectors as prompt_selectors
 
 # --- Serializers ------------------------------------------------------------------------------------
 
@@ -248,14 +210,14 @@ class DatasetListApi(ProjectApi):
 
     @extend_schema(operation_id="datasets_list", responses={200: paged(DatasetSerializer)}, description="The project's datasets.")
     def get(self, request):
-        return page_of(self, dataset_list(project_id=self.project_id), lambda rows: DatasetSerializer(rows, many=True).data)
+        return page_of(self, selectors.dataset_list(project=self.project), lambda rows: DatasetSerializer(rows, many=True).data)
 
     @extend_schema(operation_id="datasets_create", request=DatasetCreateSerializer, responses={201: DatasetSerializer},
                    description="Create an empty dataset.")  # fmt: skip
     def post(self, request):
         data = self.valid(DatasetCreateSerializer, request.data)
         dataset = datasets.dataset_create(project=self.project, actor=self.actor, **data)
-        return Response(DatasetSerializer(dataset_get(project_id=self.project_id, name=dataset.name)).data, status=201)
+        return Response(DatasetSerializer(selectors.dataset_get(project=self.project, name=dataset.name)).data, status=201)
 
 
 class DatasetApi(ProjectApi):
@@ -263,7 +225,7 @@ class DatasetApi(ProjectApi):
 
     @extend_schema(operation_id="datasets_get", responses={200: DatasetSerializer}, description="A dataset and its number of items.")
     def get(self, request, name: str):
-        return Response(DatasetSerializer(dataset_get(project_id=self.project_id, name=name)).data)
+        return Response(DatasetSerializer(selectors.dataset_get(project=self.project, name=name)).data)
 
 
 class ItemListApi(ProjectApi):
@@ -271,8 +233,8 @@ class ItemListApi(ProjectApi):
 
     @extend_schema(operation_id="datasets_items_list", responses={200: paged(ItemSerializer)}, description="The items, by row.")
     def get(self, request, name: str):
-        dataset = dataset_get(project_id=self.project_id, name=name)
-        return page_of(self, dataset.items.order_by("row"), lambda rows: ItemSerializer(rows, many=True).data)
+        dataset = selectors.dataset_get(project=self.project, name=name)
+        return page_of(self, selectors.dataset_items(dataset=dataset), lambda rows: ItemSerializer(rows, many=True).data)
 
     @extend_schema(
         operation_id="datasets_items_add", request=ItemsAddSerializer, responses={201: AddedSerializer},
@@ -280,7 +242,7 @@ class ItemListApi(ProjectApi):
     )  # fmt: skip
     def post(self, request, name: str):
         data = self.valid(ItemsAddSerializer, request.data)
-        dataset = dataset_get(project_id=self.project_id, name=name)
+        dataset = selectors.dataset_get(project=self.project, name=name)
         added = datasets.dataset_items_add(dataset=dataset, actor=self.actor, items=data["items"])
         return Response({"added": added, "items": dataset.items.count()}, status=201)
 
@@ -295,7 +257,7 @@ class UploadApi(ProjectApi):
     )  # fmt: skip
     def post(self, request, name: str):
         data = self.valid(UploadSerializer, request.data)
-        dataset = dataset_get(project_id=self.project_id, name=name)
+        dataset = selectors.dataset_get(project=self.project, name=name)
         upload = data["file"]
         format = data.get("format") or datasets.format_from_name(upload.name or "")
         if format is None:
@@ -309,13 +271,22 @@ class UploadApi(ProjectApi):
 # --- Experiments ------------------------------------------------------------------------------------
 
 
+def _named_in_body(lookup, **kwargs):
+    """What a selector finds for a name given in the request body: one that does not exist is
+    invalid input (400), not a missing resource (404)."""
+    try:
+        return lookup(**kwargs)
+    except NotFound as exc:
+        raise Invalid(exc.message, details=exc.details) from None
+
+
 class ExperimentListApi(ProjectApi):
     required_scope = {"GET": "read", "POST": "run"}
 
     @extend_schema(operation_id="experiments_list", responses={200: paged(ExperimentSummarySerializer)},
                    description="The project's experiments, newest first.")  # fmt: skip
     def get(self, request):
-        return page_of(self, experiment_list(project_id=self.project_id), lambda rows: ExperimentSummarySerializer(rows, many=True).data)
+        return page_of(self, selectors.experiment_list(project=self.project), lambda rows: ExperimentSummarySerializer(rows, many=True).data)
 
     @extend_schema(
         operation_id="experiments_create", request=ExperimentCreateSerializer, responses={201: ExperimentSerializer},
@@ -324,22 +295,17 @@ class ExperimentListApi(ProjectApi):
     )  # fmt: skip
     def post(self, request):
         data = self.valid(ExperimentCreateSerializer, request.data)
-        dataset = Dataset.objects.filter(project_id=self.project_id, name=data["dataset"]).first()
-        if dataset is None:
-            raise Invalid(f"There is no dataset named {data['dataset']!r} in this project.", details={"dataset": data["dataset"]})
+        dataset = _named_in_body(selectors.dataset_get, project=self.project, name=data["dataset"])
         variants = [self._variant(spec) for spec in data["variants"]]
         attach = {attachment.name: attachment.resolve(self.project, data[attachment.name]) for attachment in extensions.attachments()}
         experiment = services.experiment_create(
             project=self.project, actor=self.actor, name=data["name"], dataset=dataset, variants=variants,
             repeats=data["repeats"], concurrency=data["concurrency"], budget_usd=data.get("budget_usd"), attach=attach,
         )  # fmt: skip
-        return Response(experiment_document(experiment_get(project_id=self.project_id, pk=experiment.pk)), status=201)
+        return Response(experiment_document(selectors.experiment_get(project=self.project, pk=experiment.pk)), status=201)
 
     def _variant(self, spec: dict) -> dict:
-        prompt = Prompt.objects.filter(project_id=self.project_id, name=spec["prompt"]).first()
-        if prompt is None:
-            raise Invalid(f"There is no prompt named {spec['prompt']!r} in this project.", details={"prompt": spec["prompt"]})
-        variant = {**spec, "prompt": prompt}
+        variant = {**spec, "prompt": _named_in_body(prompt_selectors.prompt_get, project=self.project, name=spec["prompt"])}
         if "model" in spec:
             variant["endpoint"] = ModelEndpoint.objects.filter(name=variant.pop("model")).first()
             if variant["endpoint"] is None:
@@ -353,7 +319,7 @@ class ExperimentApi(ProjectApi):
     @extend_schema(operation_id="experiments_get", responses={200: ExperimentSerializer},
                    description="The experiment, its variants, and its runs counted by status with the spend.")  # fmt: skip
     def get(self, request, pk: int):
-        return Response(experiment_document(experiment_get(project_id=self.project_id, pk=pk)))
+        return Response(experiment_document(selectors.experiment_get(project=self.project, pk=pk)))
 
 
 def _action(operation: str, service, description: str):
@@ -363,9 +329,9 @@ def _action(operation: str, service, description: str):
         @extend_schema(operation_id=f"experiments_{operation}", request=None, responses={200: ExperimentSerializer},
                        description=description)  # fmt: skip
         def post(self, request, pk: int):
-            experiment = experiment_get(project_id=self.project_id, pk=pk)
+            experiment = selectors.experiment_get(project=self.project, pk=pk)
             service(experiment=experiment, actor=self.actor)
-            return Response(experiment_document(experiment_get(project_id=self.project_id, pk=pk)))
+            return Response(experiment_document(selectors.experiment_get(project=self.project, pk=pk)))
 
     ExperimentActionApi.__name__ = ExperimentActionApi.__qualname__ = f"Experiment{operation.title().replace('_', '')}Api"
     return ExperimentActionApi
@@ -384,8 +350,8 @@ class RunListApi(ProjectApi):
                    description="The runs, by item row, variant and repeat; filter by status or variant name.")  # fmt: skip
     def get(self, request, pk: int):
         query = self.valid(RunListQuery, request.query_params)
-        experiment = experiment_get(project_id=self.project_id, pk=pk)
-        return page_of(self, run_list(experiment=experiment, **query), lambda rows: RunSerializer(rows, many=True).data)
+        experiment = selectors.experiment_get(project=self.project, pk=pk)
+        return page_of(self, selectors.run_list(experiment=experiment, **query), lambda rows: RunSerializer(rows, many=True).data)
 
 
 urlpatterns = [

@@ -40,6 +40,7 @@ from experiments.models import Dataset, DatasetItem, Run
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Project
 from promptlab.errors import Invalid, NotFound
+from promptlab.json_values import unstorable
 
 logger = structlog.get_logger(__name__)
 
@@ -466,8 +467,8 @@ def _jsonl_item(text: str, line: int, targets: dict[str, Target], problems: _Pro
         return problem("invalid JSON: nested too deeply.")
     if not isinstance(obj, dict):
         return problem(f"expected a JSON object, got {JSON_TYPES.get(type(obj), 'something else')}.")
-    if "\\u" in text and (unstorable := _unstorable(obj)):
-        return problem(f"contains {unstorable}, which cannot be stored.")
+    if refused := unstorable(obj):
+        return problem(f"contains {refused}, which cannot be stored.")
 
     if "vars" in obj:
         unknown = [key for key in obj if key not in ("vars", "expected", "metadata")]
@@ -509,25 +510,6 @@ def _jsonl_item(text: str, line: int, targets: dict[str, Target], problems: _Pro
         if column not in obj:
             problem("missing: the mapping names this key.", column)
     return None if len(problems) > count else (vars, expected, metadata)
-
-
-def _unstorable(value) -> str | None:
-    """What in a parsed JSON value the database refuses (PostgreSQL's text and jsonb), if anything."""
-    try:
-        if isinstance(value, str):
-            if "\x00" in value:
-                return "a NUL character (\\u0000)"
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return "an unpaired surrogate (\\ud800-\\udfff)"
-        elif isinstance(value, dict):
-            return next(filter(None, map(_unstorable, [*value.keys(), *value.values()])), None)
-        elif isinstance(value, list):
-            return next(filter(None, map(_unstorable, value)), None)
-    except RecursionError:
-        return "values nested too deeply"
-    return None
 
 
 # --- Export ----------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from experiments.models import Dataset, DatasetItem, Experiment, RunStatus
+from experiments.models import Dataset, DatasetItem, Experiment, Run, RunStatus
 from promptlab.accounts import selectors as account_selectors
 from promptlab.accounts.models import Project
+from promptlab.errors import NotFound
 
 
 def experiment_for(*, user, pk: int) -> Experiment:
@@ -14,16 +15,20 @@ def experiment_for(*, user, pk: int) -> Experiment:
 
 def dataset_list(*, project: Project) -> QuerySet[Dataset]:
     """The project's datasets by name, each annotated with `item_count`."""
-    return Dataset.objects.filter(project=project).annotate(item_count=Count("items")).order_by("name")
+    return Dataset.objects.filter(project=project).select_related("project").annotate(item_count=Count("items")).order_by("name")
 
 
-def dataset_for(*, project: Project, name: str) -> Dataset:
-    """The project's dataset by name, else 404 (another project's is not found either)."""
-    return get_object_or_404(Dataset.objects.select_related("project"), project=project, name=name)
+def dataset_get(*, project: Project, name: str) -> Dataset:
+    """The project's dataset by name with its `item_count`; NotFound otherwise (another
+    project's is not found either)."""
+    dataset = dataset_list(project=project).filter(name=name).first()
+    if dataset is None:
+        raise NotFound(f"There is no dataset named {name!r} in this project.", details={"dataset": name})
+    return dataset
 
 
 def dataset_items(*, dataset: Dataset) -> QuerySet[DatasetItem]:
-    """The dataset's items in row order, as the items page lists them."""
+    """The dataset's items in row order."""
     return dataset.items.order_by("row")
 
 
@@ -32,5 +37,29 @@ def experiment_list(*, project: Project) -> QuerySet[Experiment]:
     finished = Q(runs__status__in=[RunStatus.DONE, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.CANCELLED])
     return (
         Experiment.objects.filter(project=project).select_related("dataset")
-        .annotate(run_count=Count("runs"), finished_count=Count("runs", filter=finished)).order_by("-created_at")
+        .annotate(run_count=Count("runs"), finished_count=Count("runs", filter=finished))
+        .order_by("-created_at", "-id")  # the id breaks ties, so pages of the list never overlap
     )  # fmt: skip
+
+
+def experiment_get(*, project: Project, pk: int) -> Experiment:
+    """The project's experiment with its dataset and variants (their prompts and models);
+    NotFound otherwise."""
+    experiment = (
+        Experiment.objects.filter(project=project, pk=pk).select_related("project", "dataset")
+        .prefetch_related("variants__prompt", "variants__endpoint").first()
+    )  # fmt: skip
+    if experiment is None:
+        raise NotFound(f"There is no experiment {pk} in this project.", details={"experiment": pk})
+    return experiment
+
+
+def run_list(*, experiment: Experiment, status: str = "", variant: str = "") -> QuerySet[Run]:
+    """The experiment's runs by item row, variant and repeat, with their variant and item;
+    only those of `status` and of the variant named `variant`, when given."""
+    runs = Run.objects.filter(experiment=experiment).select_related("variant", "item").order_by("item__row", "variant_id", "repeat", "id")
+    if status:
+        runs = runs.filter(status=status)
+    if variant:
+        runs = runs.filter(variant__name=variant)
+    return runs

@@ -22,6 +22,7 @@ from experiments.models import Dataset, ExperimentStatus, PlaygroundCallStatus, 
 from promptlab.accounts import selectors as account_selectors
 from promptlab.accounts.access import Action, role_allows
 from promptlab.errors import DomainError, Invalid, NotFound
+from promptlab.htmx import page_or_fragment
 from promptlab.llm.models import ModelEndpoint
 from prompts import selectors as prompt_selectors
 from prompts.validation import variable_type_errors
@@ -43,8 +44,9 @@ def experiment_detail(request, pk: int):
         "percent": round(100 * finished / counts["total"]) if counts["total"] else 0,
         "polling": experiment.status == ExperimentStatus.RUNNING,
     }  # fmt: skip
-    template = "experiments/partials/experiment-progress.html" if request.htmx else "experiments/experiment_detail.html"
-    return render(request, template, context)
+    return page_or_fragment(
+        request, "experiments/experiment_detail.html", context, fragment_template="experiments/partials/experiment-progress.html"
+    )  # fmt: skip
 
 
 # --- Playground ------------------------------------------------------------------------------
@@ -180,8 +182,7 @@ def playground_page(request, slug: str):
             project, prompt_id=request.GET.get("prompt"), version=request.GET.get("version"),
             batch=_uuid_or_404(request.GET.get("batch")),
         )  # fmt: skip
-        template = "experiments/partials/playground-form.html" if request.htmx else "experiments/playground.html"
-        return render(request, template, context)
+        return page_or_fragment(request, "experiments/playground.html", context, fragment_template="experiments/partials/playground-form.html")
 
     if not role_allows(project.role, Action.EDIT):
         raise PermissionDenied("Viewers cannot run the playground.")
@@ -358,12 +359,11 @@ def dataset_page(request, slug: str, name: str):
     (editors), all or nothing; for htmx the upload fragment with the outcome, and on success
     the items from the page where the new ones start."""
     project = account_selectors.project_for(user=request.user, slug=slug)
-    dataset = selectors.dataset_for(project=project, name=name)
+    dataset = selectors.dataset_get(project=project, name=name)
     context = {"project": project, "dataset": dataset, "can_edit": role_allows(project.role, Action.EDIT)}
     if request.method == "GET":
         context.update(_items_context(dataset, request.GET.get("page")), form=DatasetUploadForm())
-        template = "experiments/partials/dataset-items.html" if request.htmx else "experiments/dataset_detail.html"
-        return render(request, template, context)
+        return page_or_fragment(request, "experiments/dataset_detail.html", context, fragment_template="experiments/partials/dataset-items.html")
 
     if not context["can_edit"]:
         raise PermissionDenied("Viewers cannot import dataset items.")
@@ -413,7 +413,7 @@ def dataset_download(request, slug: str, name: str, format: str):
     """The items as a CSV or JSONL attachment. The export is spooled to a temporary file and
     sent from there: memory stays bounded and the database is read inside the request."""
     project = account_selectors.project_for(user=request.user, slug=slug)
-    dataset = selectors.dataset_for(project=project, name=name)
+    dataset = selectors.dataset_get(project=project, name=name)
     if format not in datasets.FORMATS:
         raise Http404("Download a dataset as csv or jsonl.")
     spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # noqa: SIM115 (FileResponse closes it)

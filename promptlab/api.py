@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, set_rollback
 
 from promptlab.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
+from promptlab.json_values import unstorable
 
 logger = structlog.get_logger(__name__)
 
@@ -128,9 +129,7 @@ def server_error(request):
 
 class BoundedJSONParser(parsers.JSONParser):
     """JSON bodies of at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes (413 beyond), without values the
-    database cannot store (NUL, unpaired surrogates), nested at most 64 deep."""
-
-    MAX_DEPTH = 64
+    database cannot store (NUL, unpaired surrogates, infinities), nested at most 64 deep."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         from django.conf import settings
@@ -147,35 +146,13 @@ class BoundedJSONParser(parsers.JSONParser):
             raise exceptions.ParseError(f"Malformed JSON: {exc}.") from None
         except RecursionError:
             raise exceptions.ParseError("Malformed JSON: nested too deeply.") from None
-        if problem := _unstorable(data, 0, self.MAX_DEPTH):
-            raise exceptions.ParseError(f"The JSON body {problem}.")
+        if problem := unstorable(data):
+            raise exceptions.ParseError(f"The JSON body contains {problem}, which cannot be stored.")
         return data
 
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON value")
-
-
-def _unstorable(value, depth: int, max_depth: int) -> str | None:
-    if depth > max_depth:
-        return f"is nested more than {max_depth} deep"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "has a number too large to store"
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "contains a NUL character (\\u0000)"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "contains an unpaired surrogate (\\ud800-\\udfff)"
-        return None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if isinstance(key, str) and (problem := _unstorable(key, depth + 1, max_depth)):
-            return problem
-        if problem := _unstorable(item, depth + 1, max_depth):
-            return problem
-    return None
 
 
 # --- Paging ------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The base of every domain error. Each app raises subclasses; callers map them to HTTP,
 form errors or command errors in one place each, using `code`."""
 
+from django.http import Http404
+
 
 class DomainError(Exception):
     code = "error"
@@ -11,7 +13,10 @@ class DomainError(Exception):
         self.details = details or {}
 
 
-class NotFound(DomainError):
+class NotFound(DomainError, Http404):
+    """Also Django's Http404, so one selector serves the API (its error body) and the pages
+    (the 404 page) alike."""
+
     code = "not_found"
 
 

@@ -46,15 +46,6 @@ def naming_missing_variables(function):
     return wrapper
 
 
-
-
-# --- The base of every project-scoped endpoint ----------------------------------------------------
-
-
-
-
-
-
 # --- Serializers ----------------------------------------------------------------------------------
 
 
@@ -293,7 +284,7 @@ class PromptListApi(ProjectApi):
     )  # fmt: skip
     def get(self, request):
         query = self.valid(PromptListQuery, request.query_params)
-        prompts = serving.prompt_search(project_id=self.project_id, **query)
+        prompts = selectors.prompt_search(project=self.project, **query)
         return page_of(self, prompts, lambda rows: PromptSummarySerializer([summary(p) for p in rows], many=True).data)
 
     @extend_schema(
@@ -327,7 +318,7 @@ class PromptApi(ProjectApi):
     )  # fmt: skip
     def patch(self, request, name: str):
         data = self.valid(PromptUpdateSerializer, request.data)
-        prompt = serving.prompt_get(project_id=self.project_id, name=name)
+        prompt = selectors.prompt_get(project=self.project, name=name)
         fields = PromptUpdateSerializer().fields_for_service(data)
         prompt = services.prompt_update(
             prompt=prompt, actor=self.actor, message=data["message"], base_version=data.get("base_version"), **fields
@@ -342,8 +333,8 @@ class VersionListApi(ProjectApi):
     @extend_schema(operation_id="prompts_versions_list", responses={200: paged(VersionListItemSerializer)},
                    description="Every version of the prompt, newest first.")  # fmt: skip
     def get(self, request, name: str):
-        prompt = serving.prompt_get(project_id=self.project_id, name=name)
-        labels = serving.prompt_labels_by_version(prompt=prompt)
+        prompt = selectors.prompt_get(project=self.project, name=name)
+        labels = selectors.prompt_labels_by_version(prompt=prompt)
 
         def documents(rows):
             return [
@@ -352,7 +343,7 @@ class VersionListApi(ProjectApi):
                 for r in rows
             ]  # fmt: skip
 
-        return page_of(self, serving.prompt_version_list(prompt=prompt), lambda rows: VersionListItemSerializer(documents(rows), many=True).data)
+        return page_of(self, selectors.prompt_timeline(prompt=prompt), lambda rows: VersionListItemSerializer(documents(rows), many=True).data)
 
 
 class VersionApi(ProjectApi):
@@ -376,7 +367,7 @@ class RenderApi(ProjectApi):
     @naming_missing_variables
     def post(self, request, name: str):
         data = self.valid(RenderSerializer, request.data)
-        prompt = serving.prompt_get(project_id=self.project_id, name=name)
+        prompt = selectors.prompt_get(project=self.project, name=name)
         pin = {"version": data["version"]} if "version" in data else {"label": data.get("label", serving.DEFAULT_LABEL)}
         rendered = render_version(selectors.prompt_version(prompt=prompt, **pin), data["variables"])
         document = {"version": rendered.version, "warnings": rendered.warnings}
@@ -401,14 +392,14 @@ class InvokeApi(ProjectApi):
     @naming_missing_variables
     def post(self, request, name: str):
         data = self.valid(InvokeSerializer, request.data)
-        prompt = serving.prompt_get(project_id=self.project_id, name=name)
+        prompt = selectors.prompt_get(project=self.project, name=name)
         pin = {"version": data["version"]} if "version" in data else {"label": data.get("label")}
         call = services.prompt_call_create(
             prompt=prompt, actor=self.actor, variables=data["variables"], params=data["params"], api_key_id=self.api_key_id, **pin
         )
         timeout = call.endpoint.timeout_seconds + settings.API_INVOKE_WAIT_MARGIN_SECONDS
         wait = min(data.get("wait_seconds", timeout), timeout, settings.API_INVOKE_MAX_WAIT_SECONDS)
-        if not serving.prompt_call_wait(call=call, seconds=wait):
+        if not selectors.prompt_call_wait(call=call, seconds=wait):
             raise InvokeTimeout(
                 f"The call did not finish within {wait:g}s; it goes on: GET /api/v1/calls/{call.pk}/ for its result.",
                 details={"call_id": str(call.pk)},
@@ -440,8 +431,8 @@ class LabelApi(ProjectApi):
     )  # fmt: skip
     def post(self, request, name: str):
         data = self.valid(LabelMoveSerializer, request.data)
-        prompt = serving.prompt_get(project_id=self.project_id, name=name)
-        before = prompt.labels.filter(name=data["label"]).values_list("version", flat=True).first()
+        prompt = selectors.prompt_get(project=self.project, name=name)
+        before = selectors.label_version(prompt=prompt, label=data["label"])
         if data["rollback"]:
             label = services.label_rollback(prompt=prompt, actor=self.actor, label=data["label"])
         else:
@@ -458,7 +449,7 @@ class CallApi(ProjectApi):
     @extend_schema(operation_id="calls_get", responses={200: CallSerializer},
                    description="A call made through invoke: pending and running until a worker has finished it.")  # fmt: skip
     def get(self, request, call_id):
-        return Response(call_document(serving.prompt_call_get(project_id=self.project_id, call_id=call_id)))
+        return Response(call_document(selectors.prompt_call_get(project=self.project, call_id=call_id)))
 
 
 class FeedbackApi(ProjectApi):
@@ -468,7 +459,7 @@ class FeedbackApi(ProjectApi):
                    description="What a user thought of the call's answer: thumbs up or down, a score from 0 to 1, a comment.")  # fmt: skip
     def post(self, request, call_id):
         data = self.valid(CallFeedbackSerializer, request.data)
-        call = serving.prompt_call_get(project_id=self.project_id, call_id=call_id)
+        call = selectors.prompt_call_get(project=self.project, call_id=call_id)
         feedback = services.prompt_call_feedback(
             call=call, actor=self.actor, thumbs=THUMBS[data.get("thumbs")], score=data.get("score"), comment=data["comment"],
             api_key_id=self.api_key_id,

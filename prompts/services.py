@@ -214,26 +214,19 @@ def prompt_call_execute(*, call_id) -> PromptCall | None:
         logger.info("prompts.call_taken", call_id=str(call_id))
         return None
     call = PromptCall.objects.select_related("endpoint").get(pk=call_id)
-    fields = {}
     try:
         if call.endpoint is None:
             raise Invalid("The prompt's model was deleted before the call was made.")
         result = gateway.complete(endpoint=call.endpoint, messages=call.messages, params=call.params)
     except GatewayError as exc:  # the gateway has retried what could clear up
-        billed = {field: exc.details[field] for field in ("prompt_tokens", "completion_tokens", "output") if field in exc.details}
-        fields = dict(status=PromptCallStatus.FAILED, error=exc.message, error_code=exc.code, error_kind=exc.kind,
-                      attempts=exc.details.get("attempts", 1), cost_usd=exc.details.get("cost"), **billed)  # fmt: skip
+        fields = dict(status=PromptCallStatus.FAILED, error_code=exc.code, **gateway.failure_fields(exc))
     except DomainError as exc:  # the endpoint was disabled or lost its key since the call was recorded
         fields = dict(status=PromptCallStatus.FAILED, error=exc.message, error_code=exc.code, error_kind=exc.code)
     except Exception as exc:  # a bug must not leave the caller waiting on a call that never finishes
         logger.exception("prompts.call_crashed", call_id=str(call_id))
         fields = dict(status=PromptCallStatus.FAILED, error=f"internal error: {type(exc).__name__}", error_code="internal", error_kind="internal")
     else:
-        fields = dict(
-            status=PromptCallStatus.DONE, output=result.text, finish_reason=result.finish_reason,
-            prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens, cost_usd=result.cost,
-            latency_ms=result.latency_ms, attempts=result.attempts, cached=result.cached,
-        )  # fmt: skip
+        fields = dict(status=PromptCallStatus.DONE, **gateway.answer_fields(result))
     fields["finished_at"] = timezone.now()
     PromptCall.objects.filter(pk=call_id, status=PromptCallStatus.RUNNING).update(**fields)
     for name, value in fields.items():

@@ -15,7 +15,6 @@ from the database.
 
 import hashlib
 import json
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -23,13 +22,12 @@ import structlog
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db import transaction
 
 from promptlab.errors import NotFound
 from promptlab.llm.models import ModelEndpoint
 from prompts import selectors
-from prompts.models import Label, Prompt, PromptCall, PromptCallStatus
+from prompts.models import Label, Prompt
 
 logger = structlog.get_logger(__name__)
 
@@ -131,69 +129,3 @@ def prompt_cache_invalidate(*, project_id: int, name: str) -> None:
 
     bump()
     transaction.on_commit(bump)
-
-
-# --- Reads for the API -------------------------------------------------------------------------
-
-
-def prompt_get(*, project_id: int, name: str) -> Prompt:
-    """The project's prompt by name; NotFound otherwise (another project's prompt is not found either)."""
-    prompt = Prompt.objects.select_related("project").filter(project_id=project_id, name=name).first()
-    if prompt is None:
-        raise NotFound(f"There is no prompt named {name!r} in this project.", details={"prompt": name})
-    return prompt
-
-
-def prompt_search(*, project_id: int, name: str = "", tag: str = "", label: str = "") -> QuerySet[Prompt]:
-    """The project's prompts, by name; `name` matches part of the name, `tag` one tag exactly,
-    `label` prompts that have that label. Endpoint and labels come along (no query per row)."""
-    prompts = Prompt.objects.filter(project_id=project_id).select_related("endpoint").prefetch_related("labels")
-    if name:
-        prompts = prompts.filter(name__icontains=name)
-    if tag:
-        prompts = (
-            prompts.filter(tags__contains=[tag])
-            if connection.features.supports_json_field_contains
-            else prompts.filter(tags__icontains=json.dumps(tag))
-        )
-    if label:
-        prompts = prompts.filter(labels__name=label)
-    return prompts.order_by("name")
-
-
-def prompt_version_list(*, prompt: Prompt) -> QuerySet:
-    """Every version of the prompt, newest first, with its author."""
-    return prompt.history.select_related("history_user").order_by("-version")
-
-
-def prompt_labels_by_version(*, prompt: Prompt) -> dict[int, list[str]]:
-    labels = {}
-    for name, version in Label.objects.filter(prompt=prompt).order_by("name").values_list("name", "version"):
-        labels.setdefault(version, []).append(name)
-    return labels
-
-
-def prompt_call_get(*, project_id: int, call_id) -> PromptCall:
-    """The project's call by id; NotFound otherwise."""
-    call = PromptCall.objects.filter(project_id=project_id, pk=call_id).prefetch_related("feedback").first()
-    if call is None:
-        raise NotFound(f"There is no call {call_id} in this project.", details={"call": str(call_id)})
-    return call
-
-
-def prompt_call_wait(*, call: PromptCall, seconds: float) -> bool:
-    """Wait up to `seconds` for a worker to finish the call; True when it did (the call is
-    re-read). Polls its row, every 20 ms at first and at most every 100 ms: one primary-key
-    read each time, on any database and broker, and no message to lose."""
-    deadline = time.monotonic() + seconds
-    pause = 0.02
-    while True:
-        status = PromptCall.objects.filter(pk=call.pk).values_list("status", flat=True).first()
-        if status in (PromptCallStatus.DONE, PromptCallStatus.FAILED):
-            call.refresh_from_db()
-            return True
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        time.sleep(min(pause, left))
-        pause = min(pause * 1.5, 0.1)

@@ -8,12 +8,12 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from promptlab.accounts import selectors as account_selectors
 from promptlab.accounts.access import Action, role_allows
 from promptlab.errors import DomainError, Invalid, NotFound
+from promptlab.htmx import page_or_fragment, wants_fragment
 from prompts import diff, rendering, selectors
 
 PROMPTS_PER_PAGE = 25
@@ -25,21 +25,6 @@ def home(request):
     """The projects the user belongs to, with their role in each."""
     projects = account_selectors.project_list_for(user=request.user)
     return render(request, "prompts/home.html", {"projects": projects})
-
-
-def _swap_target(request) -> str | None:
-    """The DOM id an htmx request swaps; None for a page load (a history restore included,
-    which wants the whole page)."""
-    if request.htmx and not request.htmx.history_restore_request:
-        return request.htmx.target
-    return None
-
-
-def _render(request, template: str, context: dict, status: int = 200):
-    response = render(request, template, context, status=status)
-    # The same URL answers with a page or a fragment: caches must keep them apart.
-    patch_vary_headers(response, ["HX-Request", "HX-Target"])
-    return response
 
 
 # --- The prompt list ---------------------------------------------------------------------------
@@ -66,14 +51,15 @@ def prompt_list(request, slug: str):
             page_obj=page, filtered=any(filters.values()),
             page_range=page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
         )  # fmt: skip
-    status = 200 if form.is_valid() else 400
-    if _swap_target(request) == "prompt-list":
-        return _render(request, "prompts/partials/prompt-list.html", context, status)
-    context["choices"] = [
-        _choice(form, "tag", selectors.prompt_tags(project=project)),
-        _choice(form, "label", selectors.label_names(project=project)),
-    ]
-    return _render(request, "prompts/prompt_list.html", context, status)
+    if not wants_fragment(request, "prompt-list"):  # the filter form is outside the list
+        context["choices"] = [
+            _choice(form, "tag", selectors.prompt_tags(project=project)),
+            _choice(form, "label", selectors.label_names(project=project)),
+        ]
+    return page_or_fragment(
+        request, "prompts/prompt_list.html", context, fragment_template="prompts/partials/prompt-list.html", target="prompt-list",
+        status=200 if form.is_valid() else 400,
+    )  # fmt: skip
 
 
 def _choice(form, name: str, values: list[str]) -> dict:
@@ -97,31 +83,34 @@ def prompt_detail(request, slug: str, name: str):
     a GET for the preview fragment changes its version. A malformed version number is a
     400 and an unknown one a 404, with the page saying which."""
     project = account_selectors.project_for(user=request.user, slug=slug)
-    prompt = selectors.prompt_for(project=project, name=name)
-    target = _swap_target(request)
+    prompt = selectors.prompt_get(project=project, name=name)
     data = request.POST if request.method == "POST" else request.GET
     context = {"project": project, "prompt": prompt, "versions": _versions(prompt)}
-    if target == "prompt-diff":
+    page = "prompts/prompt_detail.html"
+    if wants_fragment(request, "prompt-diff"):
         diff_context, status = _diff_context(prompt, request.GET)
-        return _render(request, "prompts/partials/prompt-diff.html", {**context, **diff_context}, status)
+        return page_or_fragment(
+            request, page, {**context, **diff_context}, fragment_template="prompts/partials/prompt-diff.html", target="prompt-diff",
+            status=status,
+        )  # fmt: skip
     preview_context, status = _preview_context(prompt, data, render=request.method == "POST")
     context.update(preview_context)
-    if target == "prompt-preview":
-        return _render(request, "prompts/partials/prompt-preview.html", context, status)
+    if wants_fragment(request, "prompt-preview"):
+        return page_or_fragment(
+            request, page, context, fragment_template="prompts/partials/prompt-preview.html", target="prompt-preview", status=status
+        )  # fmt: skip
     diff_context, diff_status = _diff_context(prompt, request.GET)
     context.update(
         diff_context, can_edit=role_allows(project.role, Action.EDIT), variables=_variable_fields(prompt, {}),
         params=[(key, _shown(value)) for key, value in (prompt.params or {}).items()],
     )  # fmt: skip
-    return _render(request, "prompts/prompt_detail.html", context, max(status, diff_status))
+    return page_or_fragment(request, page, context, status=max(status, diff_status))
 
 
 def _versions(prompt) -> list[dict]:
     """The timeline: every version, newest first, with its author, the labels on it and the
     number of the version before it."""
-    labels = {}
-    for label in prompt.labels.all():
-        labels.setdefault(label.version, []).append(label.name)
+    labels = selectors.prompt_labels_by_version(prompt=prompt)
     records = list(selectors.prompt_timeline(prompt=prompt))
     return [
         {"record": record, "labels": labels.get(record.version, []), "previous": older.version if older else None}

@@ -8,8 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.cache import patch_vary_headers
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from evaluations.governance import approvals, audit, notifications
@@ -18,25 +17,13 @@ from promptlab.accounts import selectors as account_selectors
 from promptlab.accounts import services as account_services
 from promptlab.accounts.access import Action, role_allows
 from promptlab.errors import DomainError, Invalid
+from promptlab.htmx import page_or_fragment, wants_fragment
 from prompts import selectors as prompt_selectors
 
 DECIDED_PER_PAGE = 25
 AUDIT_PER_PAGE = 50
 EXPORT_CHUNK = 500
 NOTIFICATIONS_PER_PAGE = 25
-
-
-def _target(request) -> str | None:
-    """The DOM id an htmx request swaps; None for a page load or a history restore."""
-    if request.htmx and not request.htmx.history_restore_request:
-        return request.htmx.target
-    return None
-
-
-def _render(request, template: str, context: dict, status: int = 200) -> HttpResponse:
-    response = render(request, template, context, status=status)
-    patch_vary_headers(response, ["HX-Request", "HX-Target"])  # one URL, a page or a fragment
-    return response
 
 
 # --- Approvals -------------------------------------------------------------------------------
@@ -57,9 +44,10 @@ def _approvals_response(request, project, *, error: str = "", status: int = 200)
         "project": project, "pending": approvals.approvals_pending(project=project), "decided": decided, "error": error,
         "can_decide": role_allows(project.role, Action.MANAGE), "can_own": role_allows(project.role, Action.OWN),
     }  # fmt: skip
-    if _target(request) == "approval-list":
-        return _render(request, "governance/partials/approval-list.html", context, status)
-    return _render(request, "governance/approvals.html", context, status)
+    return page_or_fragment(
+        request, "governance/approvals.html", context, fragment_template="governance/partials/approval-list.html", target="approval-list",
+        status=status,
+    )  # fmt: skip
 
 
 @require_POST
@@ -68,7 +56,7 @@ def approval_propose(request, slug: str):
     """The prompt page's "Propose for production" form: on success to the approvals page,
     else back to the prompt with the reason."""
     project = account_selectors.project_for(user=request.user, slug=slug)
-    prompt = prompt_selectors.prompt_for(project=project, name=request.POST.get("prompt", ""))
+    prompt = prompt_selectors.prompt_get(project=project, name=request.POST.get("prompt", ""))
     try:
         version = int(request.POST.get("version", ""))
         approval = approvals.approval_propose(prompt=prompt, actor=request.user, version=version, message=request.POST.get("message", ""))
@@ -167,10 +155,10 @@ def audit_log(request, slug: str):
             "page_obj": page, "entries": audit.audit_entries(page.object_list, project=project),
             "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
         }  # fmt: skip
-    status = 200 if form.is_valid() else 400
-    if _target(request) == "audit-log":
-        return _render(request, "governance/partials/audit-log.html", context, status)
-    return _render(request, "governance/audit.html", context, status)
+    return page_or_fragment(
+        request, "governance/audit.html", context, fragment_template="governance/partials/audit-log.html", target="audit-log",
+        status=200 if form.is_valid() else 400,
+    )  # fmt: skip
 
 
 class _Echo:
@@ -222,19 +210,22 @@ def audit_export(request, slug: str):
 def notifications_page(request):
     """The person's notifications, 25 a page. For htmx, #notification-badge (the top bar's
     unread count, which every page loads after it renders) or the #notification-list fragment."""
-    target = _target(request)
-    if target == "notification-badge":
+    if wants_fragment(request, "notification-badge"):
         unread = notifications.notifications_unread_count(user=request.user)
-        return _render(request, "governance/partials/notification-badge.html", {"unread": unread})
+        return page_or_fragment(
+            request, "governance/notifications.html", {"unread": unread},
+            fragment_template="governance/partials/notification-badge.html", target="notification-badge",
+        )  # fmt: skip
     return _notifications_response(request)
 
 
 def _notifications_response(request):
     page = Paginator(notifications.notification_list(user=request.user), NOTIFICATIONS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"page_obj": page, "unread": notifications.notifications_unread_count(user=request.user)}
-    if _target(request) == "notification-list":
-        return _render(request, "governance/partials/notification-list.html", context)
-    return _render(request, "governance/notifications.html", context)
+    return page_or_fragment(
+        request, "governance/notifications.html", context,
+        fragment_template="governance/partials/notification-list.html", target="notification-list",
+    )  # fmt: skip
 
 
 @require_POST

@@ -42,17 +42,14 @@ class ProjectApi(APIView):
     def _project_id(self, request) -> int:
         slug = request.query_params.get("project")
         key = request_key(request)
+        # A key works only in its own project; what is not a slug names none (and PostgreSQL refuses a NUL in a query).
+        if slug is not None and ((key is not None and slug != key.project_slug) or not re.fullmatch(SLUG, slug)):
+            raise NotFound(f"There is no project {slug!r}.", details={"project": slug})
         if key is not None:
-            if slug is not None and slug != key.project_slug:
-                raise NotFound(f"There is no project {slug!r}.", details={"project": slug})
             return key.project_id
-        projects = selectors.project_list_for(user=request.user)
         if slug is not None:
-            project = projects.filter(slug=slug).first() if re.fullmatch(SLUG, slug) else None
-            if project is None:
-                raise NotFound(f"There is no project {slug!r}.", details={"project": slug})
-            return project.pk
-        mine = list(projects.values_list("pk", "slug")[:21])
+            return selectors.project_for(user=request.user, slug=slug).pk
+        mine = list(selectors.project_list_for(user=request.user).values_list("pk", "slug")[:21])
         if len(mine) == 1:
             return mine[0][0]
         if not mine:

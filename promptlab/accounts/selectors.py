@@ -2,7 +2,6 @@
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
-from django.shortcuts import get_object_or_404
 
 from promptlab.accounts.models import Membership, Project, Role
 from promptlab.errors import NotFound
@@ -32,6 +31,10 @@ def user_by_email(*, email: str):
 
 
 def project_for(*, user, slug: str) -> Project:
-    """The project by slug if the user may see it, annotated with their `role`, else 404
-    (a project the user is not a member of is not revealed)."""
-    return get_object_or_404(project_list_for(user=user), slug=slug)
+    """The project by slug if the user may see it, annotated with their `role`; NotFound
+    otherwise (a project the user is not a member of is not revealed). The pages and the API
+    both find a person's project here."""
+    project = project_list_for(user=user).filter(slug=slug).first()
+    if project is None:
+        raise NotFound(f"There is no project {slug!r}.", details={"project": slug})
+    return project
