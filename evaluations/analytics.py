@@ -24,8 +24,9 @@ from evaluations.comparison import run_outcome
 from evaluations.models import ExperimentEvaluator, Score, ScoreStatus
 from evaluations.statistics import VariantSummary
 from experiments.models import ExperimentStatus, Run, RunStatus
-from prompts.models import Prompt, PromptCall, PromptCallStatus
 from promptlab.errors import Invalid
+from prompts import selectors as prompt_selectors
+from prompts.models import Prompt, PromptCall, PromptCallStatus
 
 WINDOWS = (7, 30, 90)  # days of production traffic the page offers
 DEFAULT_WINDOW = 30
@@ -135,12 +136,10 @@ def prompt_run_analytics(*, prompt: Prompt) -> RunAnalytics:
         model = run["model"] or versions.get(version, {}).get("model") or "(unknown model)"
         spread_runs[version, model].append(outcome)
 
-    labels = defaultdict(list)
-    for label in prompt.labels.all():  # prefetched by prompt_for
-        labels[label.version].append(label.name)
+    labels = prompt_selectors.prompt_labels_by_version(prompt=prompt)  # prefetched by prompt_get
     return RunAnalytics(
         versions=[
-            VersionResult(version=version, saved_at=versions.get(version, {}).get("saved_at"), labels=sorted(labels[version]),
+            VersionResult(version=version, saved_at=versions.get(version, {}).get("saved_at"), labels=labels.get(version, []),
                           experiments=len(experiments[version]), summary=statistics.summarize(outcomes[version]))
             for version in sorted(outcomes)
         ],  # fmt: skip
