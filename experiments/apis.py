@@ -17,9 +17,9 @@ from rest_framework.response import Response
 from experiments import datasets, extensions, selectors, services
 from experiments.models import Experiment, ExperimentStatus, RunStatus
 from promptlab.accounts.project_api import ProjectApi
-from promptlab.api import SLUG, page_of, paged
-from promptlab.errors import Invalid, NotFound
-from promptlab.llm.models import ModelEndpoint
+from promptlab.api import SLUG, named_in_body, page_of, paged
+from promptlab.errors import Invalid
+from promptlab.llm import selectors as llm_selectors
 from prompts import selectors as prompt_selectors
 
 # --- Serializers ------------------------------------------------------------------------------------
@@ -271,15 +271,6 @@ class UploadApi(ProjectApi):
 # --- Experiments ------------------------------------------------------------------------------------
 
 
-def _named_in_body(lookup, **kwargs):
-    """What a selector finds for a name given in the request body: one that does not exist is
-    invalid input (400), not a missing resource (404)."""
-    try:
-        return lookup(**kwargs)
-    except NotFound as exc:
-        raise Invalid(exc.message, details=exc.details) from None
-
-
 class ExperimentListApi(ProjectApi):
     required_scope = {"GET": "read", "POST": "run"}
 
@@ -295,7 +286,7 @@ class ExperimentListApi(ProjectApi):
     )  # fmt: skip
     def post(self, request):
         data = self.valid(ExperimentCreateSerializer, request.data)
-        dataset = _named_in_body(selectors.dataset_get, project=self.project, name=data["dataset"])
+        dataset = named_in_body(selectors.dataset_get, project=self.project, name=data["dataset"])
         variants = [self._variant(spec) for spec in data["variants"]]
         attach = {attachment.name: attachment.resolve(self.project, data[attachment.name]) for attachment in extensions.attachments()}
         experiment = services.experiment_create(
@@ -305,11 +296,9 @@ class ExperimentListApi(ProjectApi):
         return Response(experiment_document(selectors.experiment_get(project=self.project, pk=experiment.pk)), status=201)
 
     def _variant(self, spec: dict) -> dict:
-        variant = {**spec, "prompt": _named_in_body(prompt_selectors.prompt_get, project=self.project, name=spec["prompt"])}
+        variant = {**spec, "prompt": named_in_body(prompt_selectors.prompt_get, project=self.project, name=spec["prompt"])}
         if "model" in spec:
-            variant["endpoint"] = ModelEndpoint.objects.filter(name=variant.pop("model")).first()
-            if variant["endpoint"] is None:
-                raise Invalid(f"There is no model named {spec['model']!r} in the catalog.", details={"model": spec["model"]})
+            variant["endpoint"] = named_in_body(llm_selectors.endpoint_get, name=variant.pop("model"))
         return variant
 
 

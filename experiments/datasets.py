@@ -40,7 +40,7 @@ from experiments.models import Dataset, DatasetItem, Run
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Project
 from promptlab.errors import Invalid, NotFound
-from promptlab.json_values import unstorable
+from promptlab.json_values import no_constant, unstorable
 
 logger = structlog.get_logger(__name__)
 
@@ -443,10 +443,6 @@ def _jsonl_items(lines: _Lines, targets: dict[str, Target], problems: _Problems)
         problems.fatal(Problem("the file is empty."))
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON value")
-
-
 JSON_TYPES = {
     dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number", bool: "true or false",
     type(None): "null",
@@ -458,7 +454,7 @@ def _jsonl_item(text: str, line: int, targets: dict[str, Target], problems: _Pro
         problems.add(Problem(message, line=line, column=column))
 
     try:
-        obj = json.loads(text.rstrip(), parse_constant=_no_constant)  # so an error at the end names this line's column
+        obj = json.loads(text.rstrip(), parse_constant=no_constant)  # so an error at the end names this line's column
     except json.JSONDecodeError as exc:
         return problem(f"invalid JSON: {exc.msg} (column {exc.colno}).")
     except ValueError as exc:  # NaN/Infinity, or an integer too long to read

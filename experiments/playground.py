@@ -165,19 +165,13 @@ def playground_version(*, prompt: Prompt, version: int | None):
 
 def playground_versions(*, prompt: Prompt) -> list[dict]:
     """Every version, newest first: number, change message and the labels on it (prompt.labels prefetched)."""
-    labels = {}
-    for label in prompt.labels.all():
-        labels.setdefault(label.version, []).append(label.name)
+    labels = selectors.prompt_labels_by_version(prompt=prompt)
     versions = prompt.history.order_by("-version").values_list("version", "history_change_reason")
     return [{"version": number, "message": message or "", "labels": labels.get(number, [])} for number, message in versions]
 
 
 def playground_endpoints() -> QuerySet[ModelEndpoint]:
     return ModelEndpoint.objects.filter(enabled=True).order_by("display_name", "pk")
-
-
-def playground_datasets(*, project: Project) -> QuerySet[Dataset]:
-    return Dataset.objects.filter(project=project).order_by("name")
 
 
 def playground_calls(*, project: Project, batch: uuid.UUID) -> list[PlaygroundCall]:

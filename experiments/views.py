@@ -166,7 +166,7 @@ def _playground_context(project, *, prompt_id=None, version=None, batch=None, da
 def _results_context(project, batch, calls) -> dict:
     polling = any(not call.finished and not call.stale for call in calls)
     saveable = any(call.status == PlaygroundCallStatus.DONE for call in calls)
-    datasets = list(playground.playground_datasets(project=project)) if saveable else []
+    datasets = list(selectors.dataset_list(project=project)) if saveable else []
     return {"batch": batch, "calls": calls, "polling": polling, "datasets": datasets,
             "deadline_minutes": round(playground.CALL_DEADLINE.total_seconds() / 60)}  # fmt: skip
 
@@ -243,8 +243,8 @@ def playground_save(request, slug: str, pk: int):
         raise PermissionDenied("Viewers cannot save dataset items.")
     call = playground.playground_call_get(project=project, pk=pk)
     dataset_id = request.POST.get("dataset", "")
-    dataset = playground.playground_datasets(project=project).filter(pk=dataset_id).first() if dataset_id.isdigit() else None
-    context = {"project": project, "call": call, "datasets": playground.playground_datasets(project=project)}
+    dataset = selectors.dataset_list(project=project).filter(pk=dataset_id).first() if dataset_id.isdigit() else None
+    context = {"project": project, "call": call, "datasets": selectors.dataset_list(project=project)}
     try:
         if dataset is None:
             raise Invalid("Pick a dataset of this project.")

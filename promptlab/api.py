@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, set_rollback
 
 from promptlab.errors import DomainError, Forbidden, Invalid, NotFound, Unavailable
-from promptlab.json_values import unstorable
+from promptlab.json_values import no_constant, unstorable
 
 logger = structlog.get_logger(__name__)
 
@@ -139,7 +139,7 @@ class BoundedJSONParser(parsers.JSONParser):
         if limit is not None and len(raw) > limit:
             raise RequestTooLarge(f"The request body is larger than the limit of {limit} bytes.")
         try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+            data = json.loads(raw.decode("utf-8"), parse_constant=no_constant)
         except UnicodeDecodeError as exc:
             raise exceptions.ParseError(f"The request body is not UTF-8: {exc.reason} at byte {exc.start}.") from None
         except ValueError as exc:
@@ -151,8 +151,13 @@ class BoundedJSONParser(parsers.JSONParser):
         return data
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON value")
+def named_in_body(lookup, **kwargs):
+    """What a selector finds for a name given in the request body: one that does not exist is
+    invalid input (400), not a missing resource (404)."""
+    try:
+        return lookup(**kwargs)
+    except NotFound as exc:
+        raise Invalid(exc.message, details=exc.details) from None
 
 
 # --- Paging ------------------------------------------------------------------------------------

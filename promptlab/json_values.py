@@ -4,6 +4,12 @@ Request bodies and imported dataset items are checked here before they reach a r
 
 import math
 
+
+def no_constant(name: str):
+    """json.loads's parse_constant: NaN and Infinity are not JSON, and nothing can store them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 MAX_DEPTH = 64  # deeper is refused before this check (or a later json.dumps) runs out of stack
 
 

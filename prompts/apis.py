@@ -18,9 +18,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from promptlab.accounts.project_api import ProjectApi
-from promptlab.api import SLUG, ErrorSerializer, page_of, paged
+from promptlab.api import SLUG, ErrorSerializer, named_in_body, page_of, paged
 from promptlab.errors import Invalid
-from promptlab.llm.models import ModelEndpoint
+from promptlab.llm import selectors as llm_selectors
 from prompts import selectors, services, serving
 from prompts.models import Kind, PromptCallStatus
 from prompts.rendering import RenderError, render_version
@@ -124,10 +124,7 @@ class ContentSerializer(serializers.Serializer):
     def fields_for_service(self, data: dict) -> dict:
         fields = {name: value for name, value in data.items() if name not in ("message", "name", "base_version", "model")}
         if "model" in data:
-            endpoint = ModelEndpoint.objects.filter(name=data["model"]).first()
-            if endpoint is None:
-                raise Invalid(f"There is no model named {data['model']!r} in the catalog.", details={"model": data["model"]})
-            fields["endpoint"] = endpoint
+            fields["endpoint"] = named_in_body(llm_selectors.endpoint_get, name=data["model"])
         return fields
 
 

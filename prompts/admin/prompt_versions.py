@@ -160,9 +160,7 @@ class PromptAdmin(ProjectScoped):
     def versions_view(self, request, pk):
         prompt = self._prompt(request, pk)
         records = list(prompt.history.select_related("history_user").order_by("version"))
-        labels = {}
-        for label in prompt.labels.all():
-            labels.setdefault(label.version, []).append(label.name)
+        labels = selectors.prompt_labels_by_version(prompt=prompt)
         rows = [
             {"record": record, "labels": labels.get(record.version, []), "diff": diff.version_diff(previous, record)}
             for previous, record in zip([None, *records], records)
