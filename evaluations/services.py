@@ -304,18 +304,8 @@ def score_runs(*, run_ids: list[int], evaluator_ids: list[int] | None = None, re
         outcome = score_run(run_id=run_id, evaluator_ids=evaluator_ids, retry_errors=retry_errors)
         if outcome.retry_ids:
             tasks.score_run.apply_async(
-                args=(run_id, list(outcome.retry_ids), False), countdown=retry_countdown(0, outcome.retry_after)
+                args=(run_id, list(outcome.retry_ids), False), countdown=tasks.retry_countdown(0, outcome.retry_after)
             )
-
-
-RETRY_BASE_SECONDS = 30
-RETRY_MAX_SECONDS = 600
-
-
-def retry_countdown(retries: int, retry_after: float | None) -> float:
-    """Seconds before scoring again after a transient failure: doubling from 30 s, at least
-    what the provider asked for, at most 10 minutes."""
-    return min(RETRY_MAX_SECONDS, max(retry_after or 0, RETRY_BASE_SECONDS * 2**retries))
 
 
 @transaction.atomic

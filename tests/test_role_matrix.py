@@ -2,6 +2,10 @@
 a member of another project, is allowed or refused with Forbidden exactly as promptlab.accounts.access
 says.
 
+An allowed call must change a row of some table (history tables included) or enqueue work
+after commit; a refused one must leave every row as it was and enqueue nothing. Both are
+measured around the service call alone, not the setup a case makes before it.
+
 The services are found by introspection: every public function of the service modules that
 takes an `actor`, or that writes in a transaction of its own (`@transaction.atomic`), must have
 a case here or an exemption that says why. A new service without one fails
@@ -9,6 +13,7 @@ test_every_service_has_an_entry; so does a module elsewhere that grows a functio
 `actor` without being listed."""
 
 import ast
+import importlib
 import inspect
 import io
 import uuid
@@ -16,6 +21,9 @@ from functools import cached_property
 from pathlib import Path
 
 import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db import connection
 
 from evaluations import gates
 from evaluations import services as evaluation_services
@@ -24,13 +32,14 @@ from evaluations.governance.models import WebhookDelivery
 from evaluations.models import HumanRating
 from experiments import datasets, playground
 from experiments import services as experiment_services
-from experiments.models import PlaygroundCall
+from experiments.models import PlaygroundCall, RunStatus
 from promptlab.accounts import api_keys
 from promptlab.accounts import services as account_services
 from promptlab.accounts.access import RANK
 from promptlab.accounts.models import Role
 from promptlab.errors import Forbidden
 from promptlab.llm import services as llm_services
+from promptlab.llm.models import ModelEndpoint
 from prompts import services as prompt_services
 from prompts.models import PromptCall
 from tests.factories import (
@@ -110,6 +119,15 @@ class World:
         return experiment_services.experiment_start(experiment=self.draft, actor=None)
 
     @cached_property
+    def cancelled(self):
+        return experiment_services.experiment_cancel(experiment=self.running, actor=None)
+
+    @cached_property
+    def failed(self):  # started, and its runs failed
+        self.running.runs.update(status=RunStatus.FAILED)
+        return self.running
+
+    @cached_property
     def done_run(self):
         return RunFactory(experiment=ExperimentFactory(project=self.project, status="finished"))
 
@@ -130,6 +148,11 @@ class World:
 def _gate_experiment_start(w, actor):
     gates.gate_set(prompt=w.prompt, actor=None, dataset=w.dataset, evaluators=[w.evaluator])
     gates.gate_experiment_start(prompt=w.prompt, version=3, actor=actor)
+
+
+def _rating_delete_own(w, actor):
+    HumanRating.objects.create(run=w.done_run, user=actor, scale="thumbs", value=1)
+    evaluation_services.rating_delete(run=w.done_run, actor=actor)
 
 
 def _rating_delete_other(w, actor):
@@ -190,8 +213,8 @@ CASES = {
         experiment=w.draft, actor=a, variants=[{"prompt": w.prompt, "version": 2}], name="renamed")),
     f"{E}.experiment_start": (Role.EDITOR, lambda w, a: experiment_services.experiment_start(experiment=w.draft, actor=a)),
     f"{E}.experiment_cancel": (Role.EDITOR, lambda w, a: experiment_services.experiment_cancel(experiment=w.running, actor=a)),
-    f"{E}.experiment_resume": (Role.EDITOR, lambda w, a: experiment_services.experiment_resume(experiment=w.running, actor=a)),
-    f"{E}.experiment_retry_errors": (Role.EDITOR, lambda w, a: experiment_services.experiment_retry_errors(experiment=w.running, actor=a)),
+    f"{E}.experiment_resume": (Role.EDITOR, lambda w, a: experiment_services.experiment_resume(experiment=w.cancelled, actor=a)),
+    f"{E}.experiment_retry_errors": (Role.EDITOR, lambda w, a: experiment_services.experiment_retry_errors(experiment=w.failed, actor=a)),
     "experiments.playground.playground_run": (Role.EDITOR, lambda w, a: playground.playground_run(
         prompt=w.prompt, actor=a, version=None, variables={"q": "hi"}, endpoints=[w.endpoint])),
     "experiments.playground.playground_save_item": (Role.EDITOR, lambda w, a: playground.playground_save_item(
@@ -204,7 +227,7 @@ CASES = {
         experiment=w.draft, actor=a, evaluators=[w.evaluator])),
     f"{V}.experiment_rescore": (Role.EDITOR, lambda w, a: evaluation_services.experiment_rescore(experiment=w.done_run.experiment, actor=a)),
     f"{V}.rating_set": (Role.VIEWER, lambda w, a: evaluation_services.rating_set(run=w.done_run, actor=a, scale="thumbs", value=1)),
-    f"{V}.rating_delete[own]": (Role.VIEWER, lambda w, a: evaluation_services.rating_delete(run=w.done_run, actor=a)),
+    f"{V}.rating_delete[own]": (Role.VIEWER, _rating_delete_own),
     f"{V}.rating_delete[someone else's]": (Role.ADMIN, _rating_delete_other),
     f"{G}.gate_set": (Role.ADMIN, lambda w, a: gates.gate_set(prompt=w.prompt, actor=a, dataset=w.dataset, evaluators=[w.evaluator])),
     f"{G}.gate_experiment_start": (Role.EDITOR, _gate_experiment_start),
@@ -269,13 +292,60 @@ def test_no_module_outside_the_matrix_takes_an_actor():
     assert sorted(elsewhere - set(COMPOSITES)) == [], "a module with services that the role matrix does not cover: add it to MODULES"
 
 
+# The tables the services may write: the apps' own (history tables included) and the users'.
+TABLES = [
+    (model._meta.db_table, model._meta.pk.column) for model in apps.get_models()
+    if model.__module__.split(".")[0] in ("promptlab", "prompts", "experiments", "evaluations") or model is get_user_model()
+]  # fmt: skip
+
+
+def _rows() -> dict[str, list[tuple]]:
+    """Every row of those tables, read twice per case: in raw SQL, as the ORM takes some 40 times as long."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        rows = {}
+        for table, pk in TABLES:
+            cursor.execute(f"SELECT * FROM {quote(table)} ORDER BY {quote(pk)}")
+            rows[table] = cursor.fetchall()
+    return rows
+
+
+@pytest.fixture
+def observe(monkeypatch, django_capture_on_commit_callbacks):
+    """Wrap the case's service: each call the actor makes records (tables it changed, callbacks it
+    left to run after commit, such as enqueued tasks)."""
+
+    def observe(name: str, actor) -> list[tuple[list[str], list]]:
+        module_name, function_name = _service(name).rsplit(".", 1)
+        module = importlib.import_module(module_name)
+        service = getattr(module, function_name)
+        calls = []
+
+        def observed(**kwargs):
+            if kwargs.get("actor") is not actor:
+                return service(**kwargs)
+            before = _rows()
+            try:
+                with django_capture_on_commit_callbacks() as enqueued:
+                    return service(**kwargs)
+            finally:
+                after = _rows()
+                calls.append(([table for table in before if before[table] != after[table]], enqueued))
+
+        monkeypatch.setattr(module, function_name, observed)
+        return calls
+
+    return observe
+
+
 @pytest.mark.parametrize("who", WHO)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_role_matrix(name, who):
+def test_role_matrix(name, who, observe):
     minimum, call = CASES[name]
     world = World()
     actor = world.actor(who)
     allowed = who != "outsider" and minimum != SUPERUSER and RANK[Role(who)] >= RANK[minimum]
+    calls = observe(name, actor)
 
     if allowed:
         call(world, actor)
@@ -283,6 +353,14 @@ def test_role_matrix(name, who):
         with pytest.raises(Forbidden):
             call(world, actor)
 
+    [(changed, enqueued)] = calls  # the case called its service once, as the actor
+    if allowed:
+        assert changed or enqueued, "allowed, yet it changed no row and enqueued nothing"
+    else:
+        assert (changed, enqueued) == ([], []), "refused, yet it wrote or enqueued something"
+
 
 def test_only_superusers_change_the_model_catalog():
-    llm_services.endpoint_save(name="another", actor=UserFactory(is_superuser=True), model="openai/gpt-4o-mini")
+    endpoint, created = llm_services.endpoint_save(name="another", actor=UserFactory(is_superuser=True), model="openai/gpt-4o-mini")
+
+    assert created and ModelEndpoint.objects.get(name="another") == endpoint and endpoint.model == "openai/gpt-4o-mini"

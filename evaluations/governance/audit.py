@@ -195,15 +195,19 @@ def _diff(record, previous) -> list[tuple[str, str, object, object]]:
     """(field name, label, old, new) for each tracked field that differs (every set field of a new record)."""
     if record.history_type == "-":
         return []
-    changes = []
+    # A new record is compared with an empty one: every field it sets is a change.
+    before = previous or type(record)(**{model_field.attname: None for model_field in record.tracked_fields})
+    changed = {change.field: (change.old, change.new) for change in record.diff_against(before, excluded_fields=SKIPPED).changes}
+    # diff_against leaves out fields that are not editable (django-simple-history#1019), and
+    # the log shows some: a project's require_approval, an API key's prefix.
     for model_field in record.tracked_fields:
-        if model_field.name in SKIPPED:
-            continue
-        new = getattr(record, model_field.attname)
-        old = getattr(previous, model_field.attname) if previous is not None else None
-        if old != new and not (previous is None and new in (None, "", [], {})):
-            changes.append((model_field.name, str(model_field.verbose_name), old, new))
-    return changes
+        old, new = getattr(before, model_field.attname), getattr(record, model_field.attname)
+        if not model_field.editable and model_field.name not in SKIPPED and old != new:
+            changed[model_field.name] = (old, new)
+    return [
+        (model_field.name, str(model_field.verbose_name), *changed[model_field.name]) for model_field in record.tracked_fields
+        if model_field.name in changed and not (previous is None and changed[model_field.name][1] in (None, "", [], {}))
+    ]  # fmt: skip
 
 
 def _referenced(model, diffs) -> dict[tuple[str, object], str]:

@@ -80,6 +80,11 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
+# Not Celery's autoretry_for + retry_backoff: the delivery row records when its next attempt is
+# due (next_attempt_at, in the delivery log) before the task retries, a delivery held by another
+# worker waits out that worker's lease instead of a backoff step, and the backoff is settings in
+# seconds (fractions too), read at each attempt. Celery computes its countdown inside the retry,
+# from whole seconds fixed when the task is declared.
 def backoff_seconds(attempt: int) -> float:
     """Seconds before the attempt after `attempt` (1-based): doubling, capped."""
     return min(settings.WEBHOOK_BACKOFF_MAX_SECONDS, settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1))

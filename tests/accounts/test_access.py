@@ -53,5 +53,10 @@ def test_authorize_names_the_required_role():
 
 
 @pytest.mark.django_db
-def test_the_operator_cli_is_allowed_everything():
-    authorize(None, ProjectFactory(), Action.OWN)
+@pytest.mark.parametrize("action", list(Action))
+def test_the_operator_cli_is_allowed_everything(action):
+    project = ProjectFactory()
+
+    assert authorize(None, project, action) is None
+    with pytest.raises(Forbidden, match=f"may not {action} in project {project.slug}"):
+        authorize(UserFactory(), project, action)

@@ -13,6 +13,7 @@ from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from allauth.socialaccount.adapter import get_adapter
 from allauth.socialaccount.internal.flows.login import complete_login
 from allauth.socialaccount.models import SocialAccount
+from bs4 import BeautifulSoup
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages import get_messages
@@ -158,9 +159,9 @@ def login(client, email, password=PASSWORD):
 def test_the_login_page_offers_the_sso_button_as_a_post_form(client, oidc):
     html = client.get("/accounts/login/").content.decode()
 
-    form = re.search(r'<form method="post" action="([^"]+)" class="sso-login">(.*?)</form>', html, re.S)
-    assert form and form.group(1) == f"/accounts/oidc/{OIDC_PROVIDER_ID}/login/?process=login"
-    assert "csrfmiddlewaretoken" in form.group(2) and "Sign in with Acme login" in form.group(2)
+    form = BeautifulSoup(html, "html.parser").select_one("form.sso-login")
+    assert (form["method"], form["action"]) == ("post", f"/accounts/oidc/{OIDC_PROVIDER_ID}/login/?process=login")
+    assert form.select('input[name="csrfmiddlewaretoken"]') and "Sign in with Acme login" in form.get_text()
     assert 'name="password"' in html  # passwords still on by default
 
 

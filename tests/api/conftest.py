@@ -70,3 +70,16 @@ def error_of(response) -> dict:
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     assert isinstance(body["error"]["details"], dict)
     return body["error"]
+
+
+@pytest.fixture
+def read(api, django_assert_num_queries):
+    """GET the URL, and again in exactly `queries` queries (the key's record and last use are cached after the first request)."""
+
+    def read(url: str, queries: int) -> None:
+        api.get(url)
+        with django_assert_num_queries(queries, info=url):
+            response = api.get(url)
+        assert response.status_code == 200, response.content
+
+    return read

@@ -148,39 +148,63 @@ def test_a_judge_that_keeps_failing_transiently_is_recorded_errored_with_the_rea
     assert (score.status, score.value, score.attempts, Score.objects.count()) == (ScoreStatus.OK, 0.5, 2, 1)
 
 
+def retry_countdowns(monkeypatch) -> list:
+    """The countdown of each retry the scoring task asks Celery for (run eagerly, a retry runs at once)."""
+    countdowns = []
+    real_retry = tasks.score_run.retry
+
+    def retry(*args, **kwargs):
+        countdowns.append(kwargs["countdown"])
+        return real_retry(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.score_run, "retry", retry)
+    return countdowns
+
+
 def test_the_scoring_task_retries_a_transient_failure_later(judged_run, judge, endpoint, llm_server, monkeypatch):
     endpoint.max_retries = 0
     endpoint.save()
-    countdowns = []
-    real_countdown = services.retry_countdown
-    monkeypatch.setattr(services, "retry_countdown", lambda retries, after: countdowns.append(real_countdown(retries, after)) or 0)
+    countdowns = retry_countdowns(monkeypatch)
     llm_server.script(Scripted.error(503, "busy"), Scripted.error(429, "slow down"), Scripted.content(json.dumps({"score": 5, "reasoning": "fine"})))
-
-    tasks.score_run.apply(args=[judged_run.pk])  # eager: each Celery retry runs at once
-
-    score = Score.objects.get()
-    assert (score.status, score.value, score.attempts) == (ScoreStatus.OK, 1.0, 3)
-    assert countdowns == [30, 60]  # doubling, capped (see retry_countdown)
-    assert len(chat_calls(llm_server)) == 3
-
-
-def test_retries_stop_after_the_limit_and_the_score_stays_errored(judged_run, judge, endpoint, llm_server, settings):
-    endpoint.max_retries = 0
-    endpoint.save()
-    settings.GATEWAY_BREAKER_FAILURES = 100
-    llm_server.script(*[Scripted.error(500, "down")] * (tasks.MAX_RETRIES + 1))
 
     tasks.score_run.apply(args=[judged_run.pk])
 
     score = Score.objects.get()
+    assert (score.status, score.value, score.attempts) == (ScoreStatus.OK, 1.0, 3)
+    assert countdowns == [30, 60]  # doubling
+    assert len(chat_calls(llm_server)) == 3
+
+
+def test_retries_stop_after_the_limit_and_the_score_stays_errored(judged_run, judge, endpoint, llm_server, settings, monkeypatch):
+    endpoint.max_retries = 0
+    endpoint.save()
+    settings.GATEWAY_BREAKER_FAILURES = 100
+    countdowns = retry_countdowns(monkeypatch)
+    llm_server.script(*[Scripted.error(500, "down")] * (tasks.MAX_RETRIES + 1))
+
+    result = tasks.score_run.apply(args=[judged_run.pk])
+
+    score = Score.objects.get()
     assert (score.status, score.retryable, score.attempts) == (ScoreStatus.ERRORED, True, tasks.MAX_RETRIES + 1)
     assert len(chat_calls(llm_server)) == tasks.MAX_RETRIES + 1
+    assert countdowns == [30, 60, 120, 240, 480, 600]  # doubling, capped; the last is refused: no retries are left
+    assert isinstance(result.result, tasks.ScoresToRetry)
 
 
-def test_retry_countdown_grows_honours_retry_after_and_is_capped():
-    assert [services.retry_countdown(n, None) for n in range(6)] == [30, 60, 120, 240, 480, 600]
-    assert services.retry_countdown(0, 90) == 90
-    assert services.retry_countdown(0, 5000) == 600
+def test_a_retry_waits_at_least_what_the_provider_asks_and_at_most_ten_minutes(judged_run, judge, endpoint, llm_server, settings, monkeypatch):
+    endpoint.max_retries = 0
+    endpoint.save()
+    settings.GATEWAY_BREAKER_FAILURES = 100
+    countdowns = retry_countdowns(monkeypatch)
+    llm_server.script(
+        Scripted.error(429, "slow down", headers={"Retry-After": "90"}), Scripted.error(429, "slower", headers={"Retry-After": "5000"}),
+        Scripted.error(429, "a little", headers={"Retry-After": "1"}), Scripted.content(json.dumps({"score": 5, "reasoning": "fine"})),
+    )  # fmt: skip
+
+    tasks.score_run.apply(args=[judged_run.pk])
+
+    assert countdowns == [90, 600, 120]  # 90 over the backoff's 30; capped; the backoff's 120 over 1
+    assert Score.objects.get().status == ScoreStatus.OK
 
 
 def test_a_score_held_by_another_task_is_left_to_it_and_checked_again_later(judged_run, judge, llm_server):

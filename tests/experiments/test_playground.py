@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
 
 from experiments import playground
 from experiments.models import Dataset, DatasetItem, PlaygroundCall, PlaygroundCallStatus
@@ -18,7 +17,7 @@ from promptlab.llm import catalog, limits
 from prompts import services as prompt_services
 from tests.factories import DatasetFactory, MembershipFactory, ModelEndpointFactory
 from tests.fake_openai import Scripted
-from tests.prompts.test_pages import Elements
+from tests.prompts.test_pages import soup
 
 pytestmark = pytest.mark.django_db
 
@@ -248,11 +247,6 @@ def test_variables_are_the_declared_ones_then_the_used_but_undeclared(play):
 # --- Pages ---------------------------------------------------------------------------------
 
 
-def flagged(elements: list[dict], attribute: str) -> list[dict]:
-    """The elements that carry a boolean attribute (selected, checked, required)."""
-    return [attrs for attrs in elements if attribute in attrs]
-
-
 def url(play, suffix=""):
     return f"/projects/{play.project.slug}/playground/{suffix}"
 
@@ -269,23 +263,23 @@ def test_the_page_builds_the_form_from_the_versions_variables(play, client):
 
     html = client.get(url(play)).content.decode()
 
-    page = Elements(html)
-    assert page.all("select", name="prompt")[0]["hx-get"] == url(play)
-    assert page.all("form", method="get")[0]["action"] == url(play)  # the picker works without JavaScript too
-    picked = flagged(page.all("option"), "selected")  # the prompt, and its production version over the latest
+    page = soup(html)
+    assert page.select_one('select[name="prompt"]')["hx-get"] == url(play)
+    assert page.select_one('form[method="get"]')["action"] == url(play)  # the picker works without JavaScript too
+    picked = page.select("option[selected]")  # the prompt, and its production version over the latest
     assert [o["value"] for o in picked] == [str(play.prompt.pk), "1"]
     assert "v1 (production)" in html and "v2 · shorter" in html
-    assert flagged(page.all("textarea", name="var_name"), "required")
-    assert page.all("input", name="var_age", type="number", placeholder="default: 30", step="1")
-    assert flagged(page.all("textarea", name="var_mood"), "required")
-    assert not flagged(page.all("input", name="var_age"), "required")
+    assert page.select('textarea[name="var_name"][required]')
+    assert page.select('input[name="var_age"][type="number"][placeholder="default: 30"][step="1"]')
+    assert page.select('textarea[name="var_mood"][required]')
+    assert not page.select('input[name="var_age"][required]')
     assert "who to greet" in html and "Used by the template but not declared." in html
-    boxes = page.all("input", type="checkbox", name="endpoints")
-    assert {b["value"] for b in boxes} == {str(e.pk) for e in play.endpoints}  # the disabled model is not offered
-    assert [b["value"] for b in flagged(boxes, "checked")] == [str(play.prompt.endpoint_id)]  # the version's own model
-    assert page.all("form", id="playground-run", **{"hx-post": url(play), "hx-target": "#playground-results"})
-    assert page.all("button", id="playground-run-button")
-    assert page.all("section", id="playground-results")
+    boxes = 'input[type="checkbox"][name="endpoints"]'
+    assert {b["value"] for b in page.select(boxes)} == {str(e.pk) for e in play.endpoints}  # the disabled model is not offered
+    assert [b["value"] for b in page.select(f"{boxes}[checked]")] == [str(play.prompt.endpoint_id)]  # the version's own model
+    assert page.select(f'form#playground-run[hx-post="{url(play)}"][hx-target="#playground-results"]')
+    assert page.select("button#playground-run-button")
+    assert page.select("section#playground-results")
     assert "Hello {{ name }}, you are {{ age }}." in html  # the template of the version shown
 
 
@@ -297,8 +291,8 @@ def test_htmx_switches_the_version_with_the_form_fragment(play, client):
     html = response.content.decode()
     assert html.startswith('<section id="playground-form">')
     assert "<html" not in html
-    assert [o["value"] for o in flagged(Elements(html).all("option"), "selected")] == [str(play.prompt.pk), "2"]
-    assert Elements(html).all("input", type="hidden", name="version", value="2")
+    assert [o["value"] for o in soup(html).select("option[selected]")] == [str(play.prompt.pk), "2"]
+    assert soup(html).select('input[type="hidden"][name="version"][value="2"]')
 
 
 def test_run_returns_results_that_poll_until_every_call_is_in(play, client, django_capture_on_commit_callbacks):
@@ -312,10 +306,10 @@ def test_run_returns_results_that_poll_until_every_call_is_in(play, client, djan
     assert len(calls) == len(callbacks) == 2
     assert calls[0].vars == {"name": "Ada", "age": 41, "mood": "Smile!"} and calls[0].params == {"max_tokens": 50}
     results_url = url(play, f"runs/{calls[0].batch}/")
-    section = Elements(html).all("section", id="playground-results")[0]
+    section = soup(html).select_one("section#playground-results")
     assert section["hx-get"] == results_url and section["hx-trigger"] == "every 1s"
     assert response["HX-Push-Url"] == f"{url(play)}?batch={calls[0].batch}"
-    assert [a["data-status"] for a in Elements(html).all("article")] == ["pending", "pending"]
+    assert [a["data-status"] for a in soup(html).select("article")] == ["pending", "pending"]
 
     playground.playground_call_execute(call_id=calls[0].pk)
     html = client.get(results_url, HTTP_HX_REQUEST="true").content.decode()
@@ -323,17 +317,17 @@ def test_run_returns_results_that_poll_until_every_call_is_in(play, client, djan
 
     playground.playground_call_execute(call_id=calls[1].pk)
     html = client.get(results_url, HTTP_HX_REQUEST="true").content.decode()
-    page = Elements(html)
-    assert "hx-trigger" not in page.all("section", id="playground-results")[0]  # all in: the poll stops
-    assert [a["data-status"] for a in page.all("article")] == ["done", "done"]
+    page = soup(html)
+    assert not page.select_one("section#playground-results").has_attr("hx-trigger")  # all in: the poll stops
+    assert [a["data-status"] for a in page.select("article")] == ["done", "done"]
     calls[0].refresh_from_db()
     assert f'<span class="prompt-tokens">{calls[0].prompt_tokens}</span>' in html
     assert f'<span class="completion-tokens">{calls[0].completion_tokens}</span>' in html
     assert f"${calls[0].cost_usd:.8f}" in html and " ms</dd>" in html
     assert "fake answer to: Hello Ada, you are 41. Smile!" in html
     assert "Endpoint" in html and "Second model" in html
-    save_forms = page.all("form", **{"hx-post": url(play, f"calls/{calls[0].pk}/save/")})
-    assert save_forms and page.all("option", value=str(play.dataset.pk))
+    save_forms = page.select(f'form[hx-post="{url(play, f"calls/{calls[0].pk}/save/")}"]')
+    assert save_forms and page.select(f'option[value="{play.dataset.pk}"]')
 
 
 def test_results_without_htmx_show_the_playground_filled_in_from_the_run(play, client):
@@ -343,11 +337,11 @@ def test_results_without_htmx_show_the_playground_filled_in_from_the_run(play, c
 
     response = client.get(url(play, f"runs/{batch}/"), follow=True)
 
-    page = Elements(response.content.decode())
+    page = soup(response.content.decode())
     assert response.redirect_chain[-1][0] == f"{url(play)}?batch={batch}"
-    assert [o["value"] for o in flagged(page.all("option"), "selected")] == [str(play.prompt.pk), "2"]
-    assert len(flagged(page.all("input", type="checkbox", name="endpoints"), "checked")) == 2
-    assert "Ada" in response.content.decode() and len(page.all("article")) == 2
+    assert [o["value"] for o in page.select("option[selected]")] == [str(play.prompt.pk), "2"]
+    assert len(page.select('input[type="checkbox"][name="endpoints"][checked]')) == 2
+    assert "Ada" in response.content.decode() and len(page.select("article")) == 2
 
 
 FORM_ERRORS = {
@@ -373,7 +367,7 @@ def test_bad_input_re_renders_the_form_with_the_error_and_creates_nothing(play, 
     assert htmx["HX-Retarget"] == "#playground-form" and htmx["HX-Reswap"] == "outerHTML"
     assert htmx.content.decode().startswith('<section id="playground-form">') and message in htmx.content.decode()
     assert plain.status_code == 200 and message in plain.content.decode() and "<h1>Playground</h1>" in plain.content.decode()
-    assert Elements(plain.content.decode()).all("textarea", name="var_mood")  # the form, filled in again
+    assert soup(plain.content.decode()).select('textarea[name="var_mood"]')  # the form, filled in again
     assert "Smile!" in plain.content.decode()
     assert not PlaygroundCall.objects.exists()
 
@@ -390,7 +384,7 @@ def test_save_from_the_page_replaces_the_save_area_with_a_confirmation(play, cli
     assert DatasetItem.objects.get(dataset=play.dataset, row=3).expected == call.output
 
     missing = client.post(url(play, f"calls/{call.pk}/save/"), {"dataset": "x"}, HTTP_HX_REQUEST="true").content.decode()
-    assert "Pick a dataset of this project." in missing and Elements(missing).all("select", name="dataset")
+    assert "Pick a dataset of this project." in missing and soup(missing).select('select[name="dataset"]')
     assert play.dataset.items.count() == 3
 
 
@@ -399,11 +393,11 @@ def test_a_viewer_sees_the_page_but_cannot_run_or_save(play, client):
     call = done_call(play)
     client.force_login(viewer)
 
-    page = Elements(client.get(url(play)).content.decode())
+    page = soup(client.get(url(play)).content.decode())
     results = client.get(url(play, f"runs/{call.batch}/"), HTTP_HX_REQUEST="true").content.decode()
 
-    assert page.all("textarea", name="var_name") and not page.all("button", id="playground-run-button")
-    assert page.all("p", id="playground-read-only")
+    assert page.select('textarea[name="var_name"]') and not page.select("button#playground-run-button")
+    assert page.select("p#playground-read-only")
     assert "fake answer to:" in results and "Save as dataset item" not in results
     assert client.post(url(play), form_data(play)).status_code == 403
     assert client.post(url(play, f"calls/{call.pk}/save/"), {"dataset": play.dataset.pk}).status_code == 403
@@ -439,30 +433,31 @@ def test_a_call_no_worker_answered_stops_the_poll_and_says_so(play, client):
     html = client.get(url(play, f"runs/{batch}/"), HTTP_HX_REQUEST="true").content.decode()
 
     assert "hx-trigger" not in html and "Is a Celery worker running?" in html
-    assert Elements(html).all("article", **{"data-status": "stale"})
+    assert soup(html).select('article[data-status="stale"]')
 
 
 def test_the_home_page_links_each_project_to_its_playground(play, client):
     client.force_login(play.editor)
 
-    assert Elements(client.get("/").content.decode()).all("a", href=url(play))
+    assert soup(client.get("/").content.decode()).select(f'a[href="{url(play)}"]')
 
 
 # --- N+1 guards ----------------------------------------------------------------------------
 
 
-def count_queries(client, path, **headers) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        assert client.get(path, **headers).status_code == 200
-    return len(queries)
-
-
-def test_the_page_and_the_results_make_as_many_queries_at_n_and_n_plus_20_rows(play, client):
+def test_the_page_and_the_results_make_as_many_queries_at_n_and_n_plus_20_rows(play, client, django_assert_num_queries):
     client.force_login(play.editor)
     batch = done_call(play).batch
     results = url(play, f"runs/{batch}/")
     page = f"{url(play)}?batch={batch}"
-    before = count_queries(client, page), count_queries(client, results, HTTP_HX_REQUEST="true")
+
+    def read_both():
+        with django_assert_num_queries(11, info="the page"):
+            assert client.get(page).status_code == 200
+        with django_assert_num_queries(5, info="the results"):
+            assert client.get(results, HTTP_HX_REQUEST="true").status_code == 200
+
+    read_both()
 
     owner = play.owner.user
     for n in range(20):
@@ -477,7 +472,6 @@ def test_the_page_and_the_results_make_as_many_queries_at_n_and_n_plus_20_rows(p
         for endpoint in ModelEndpointFactory.create_batch(20)
     )  # fmt: skip
 
-    after = count_queries(client, page), count_queries(client, results, HTTP_HX_REQUEST="true")
-    assert after == before
+    read_both()
     html = client.get(results, HTTP_HX_REQUEST="true").content.decode()
-    assert len(Elements(html).all("article")) == 21 and call.output in html
+    assert len(soup(html).select("article")) == 21 and call.output in html

