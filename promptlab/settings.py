@@ -252,7 +252,7 @@ SIGNUP_OPEN = env("PROMPTLAB_SIGNUP_OPEN", False, cast=as_bool)
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 
-# --- Single sign-on and MFA (README: "Single sign-on and MFA") ------------------------------
+# --- Single sign-on and MFA (docs/operator-guide/sso-and-mfa.md) ------------------------------
 SOCIALACCOUNT_ADAPTER = "promptlab.accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_AUTO_SIGNUP = True  # the identity provider vouches for the person: no second form
 SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # only provider-verified addresses get in (accounts.py)

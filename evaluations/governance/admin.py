@@ -22,7 +22,7 @@ SECRET_PAGE = engines["django"].from_string(
 {% block content %}
 <h1>{{ title }}</h1>
 <p>Copy the secret now: it is not shown again. Receivers use it to check the
-<code>X-Promptlab-Signature</code> header of every delivery (see the README, "Webhooks").</p>
+<code>X-Promptlab-Signature</code> header of every delivery (see the documentation, docs/user-guide/shipping.md, "Webhooks").</p>
 {% for webhook, secret in secrets %}
 <p>{{ webhook.name }} (<code>{{ webhook.url }}</code>):<br><code class="webhook-secret" style="font-size:1.2em;user-select:all">{{ secret }}</code></p>
 {% endfor %}

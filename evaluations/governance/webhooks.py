@@ -10,7 +10,7 @@ Every POST carries a JSON body `{"id", "event", "created_at", "project", "data"}
     X-Promptlab-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body, keyed with the secret>
 
 A receiver verifies the signature over the raw body and refuses an old timestamp (replays);
-the README shows how. The body's `id` is the event's: the same for every webhook and every
+docs/user-guide/shipping.md shows how. The body's `id` is the event's: the same for every webhook and every
 redelivery, so a receiver can de-duplicate on it.
 
 Retries: the task `evaluations.webhook_deliver` makes one attempt at a time; this module is

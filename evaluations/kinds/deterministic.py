@@ -1,7 +1,7 @@
 """Checks computed from the run alone, with no model call. Those that promptfoo also has
 (equals, contains, icontains, contains_any/all, icontains_any/all, starts_with, regex,
-is_json, levenshtein, latency, cost) behave like its assertions of the same name; the README's
-"Evaluators" section lists the intentional differences.
+is_json, levenshtein, latency, cost) behave like its assertions of the same name; docs/user-guide/evaluators.md
+lists the intentional differences.
 
 Every check is pass/fail (score 1 or 0) except levenshtein, whose score is the similarity
 1 - distance / longer length while the pass is decided on the distance, as in promptfoo.

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 
 def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
-    """The receiver's check, as the README shows it."""
+    """The receiver's check, as docs/user-guide/shipping.md shows it."""
     parts = dict(item.split("=", 1) for item in header.split(","))
     timestamp = int(parts["t"])
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
