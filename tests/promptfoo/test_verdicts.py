@@ -134,7 +134,7 @@ def test_json_suite_verdicts_match_promptfoo(imported, llm_server):
     cheap = b2.cost_usd <= 1e-10
     # Row 2: defaultTest's is-json and cost <= 1 pass; the status schema, not-contains-json and the
     # tiny cost ceiling fail; similar passes from 0.99 and scores the cosine (0 when negative, see
-    # the README). Six assertions of weight 1.
+    # docs/integrations/promptfoo.md). Six assertions of weight 1.
     b2_score = (1 + 1 + 0 + 0 + max(0.0, similarity) + (1 if cheap else 0)) / 6
     assert table(experiment) == {
         (1, "openai:chat:gpt-4o-mini"): (True, 1.0),  # schema, deep-equal object, contains-json
