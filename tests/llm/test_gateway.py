@@ -227,8 +227,8 @@ def test_the_breaker_opens_after_consecutive_failures_and_closes_after_a_success
 def test_requests_per_minute_are_enforced_before_sending(endpoint, llm_server, settings):
     settings.GATEWAY_LIMIT_WAIT_SECONDS = 0.2
     endpoint.requests_per_minute = 2
-    if 60 - time.time() % 60 < 2:
-        time.sleep(2)  # don't straddle a minute boundary
+    if 60 - time.time() % 60 < 15:  # the three calls must fall in one minute, even on a busy machine
+        time.sleep(60 - time.time() % 60 + 0.5)
     for _ in range(2):
         gateway.complete(endpoint=endpoint, messages=HELLO)
 
@@ -310,16 +310,21 @@ def test_the_rate_limit_is_shared_with_other_processes(endpoint, llm_server, set
     settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": "promptlab"}}  # what every process uses
     settings.GATEWAY_LIMIT_WAIT_SECONDS = 0.2
     endpoint.requests_per_minute = 2
-    if 60 - time.time() % 60 < 5:
-        time.sleep(5)
     other_process = (
-        "import django; django.setup()\n"
+        "import sys, django; django.setup()\n"
         "from promptlab.llm import limits; from promptlab.llm.models import ModelEndpoint\n"
         f"endpoint = ModelEndpoint(pk={endpoint.pk}, name='x', requests_per_minute=2)\n"
+        "print('ready', flush=True); sys.stdin.readline()\n"  # the slow start-up is over before the minute is chosen
         "for _ in range(2):\n"
         "    with limits.endpoint_slot(endpoint): pass\n"
     )
-    subprocess.run([sys.executable, "-c", other_process], cwd=ROOT, check=True, capture_output=True, timeout=60)
+    other = subprocess.Popen([sys.executable, "-c", other_process], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert other.stdout.readline().strip() == "ready", other.stderr.read()
+    if 60 - time.time() % 60 < 15:  # the two slots and the call below must fall in one minute
+        time.sleep(60 - time.time() % 60 + 0.5)
+    _, errors = other.communicate("go\n", timeout=120)
+    assert other.returncode == 0, errors
 
     with pytest.raises(limits.LimitExceeded):
         gateway.complete(endpoint=endpoint, messages=HELLO)
