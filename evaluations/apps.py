@@ -7,6 +7,7 @@ class EvaluationsConfig(AppConfig):
     def ready(self):
         from evaluations import attachments
         from evaluations.gates import check_promotion
+        from evaluations.services import item_assertions_validate
         from evaluations.signals import score_finished_run
         from experiments import extensions
         from experiments.signals import run_done
@@ -15,3 +16,4 @@ class EvaluationsConfig(AppConfig):
         run_done.connect(score_finished_run, dispatch_uid="evaluations.score_finished_run")
         checks.register_label_move_check("promotion gate", check_promotion, order=checks.EVIDENCE)
         extensions.register_attachment(attachments.EVALUATORS)
+        extensions.register_assertions_check(item_assertions_validate)

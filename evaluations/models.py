@@ -26,6 +26,9 @@ class Evaluator(models.Model):
     )
     inverted = models.BooleanField(default=False, help_text="Pass when the check fails; the score becomes 1 - score.")
     enabled = models.BooleanField(default=True)
+    # Made for dataset items' own assertions (evaluations.grading): identical assertions share
+    # one, it is never listed, attached or edited, and its scores are kept like any other's.
+    inline = models.BooleanField(default=False, editable=False)
     version = models.PositiveIntegerField(default=0, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(history_change_reason_field=models.TextField(null=True), excluded_fields=["updated_at"])
@@ -76,6 +79,9 @@ class Score(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     lease_until = models.DateTimeField(null=True, blank=True)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    reserved_usd = models.DecimalField(
+        max_digits=12, decimal_places=8, default=0, help_text="Held against the experiment's budget while a judge or embedding call is out."
+    )
     latency_ms = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -150,6 +156,9 @@ class PromotionGate(models.Model):
     baseline_label = models.SlugField(max_length=50, default="production", help_text="The version to compare against.")
     min_pass_rate = models.FloatField(default=0.9, help_text="0 to 1: the candidate's pass rate must be at least this.")
     alpha = models.FloatField(default=0.05, help_text="Significance level of the regression test (McNemar).")
+    no_evaluator_regression = models.BooleanField(
+        default=True, help_text="Also refuse a version that is significantly worse than the baseline on any one evaluator (Holm-adjusted)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

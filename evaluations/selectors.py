@@ -1,7 +1,7 @@
 """Reads of evaluators, scores and ratings, as plain rows for pages, exports and statistics."""
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import reduce
 from itertools import islice
 from operator import or_
@@ -9,13 +9,14 @@ from operator import or_
 from django.db.models import Avg, Count, F, Q, QuerySet
 
 from evaluations.models import Evaluator, HumanRating, Score, ScoreStatus
-from experiments.models import Experiment
+from experiments.models import DatasetItem, Experiment
 from promptlab.accounts.models import Project
 from promptlab.errors import Invalid
 
 
 def evaluator_list(*, project: Project, enabled_only: bool = False) -> QuerySet[Evaluator]:
-    evaluators = Evaluator.objects.filter(project=project)
+    """The project's evaluators, without those made for items' own assertions."""
+    evaluators = Evaluator.objects.filter(project=project, inline=False)
     return (evaluators.filter(enabled=True) if enabled_only else evaluators).order_by("name")
 
 
@@ -108,9 +109,28 @@ def experiment_score_summary(*, experiment: Experiment, versions: dict[int, int]
     )
 
 
-def experiment_run_rows(*, experiment: Experiment) -> QuerySet:
-    """The experiment's runs as plain rows: id, variant, item, status, latency and cost."""
-    return experiment.runs.order_by("pk").values("id", "variant_id", "item_id", "status", "latency_ms", "cost_usd")
+def experiment_run_rows(*, experiment: Experiment, run_ids: Iterable[int] | None = None) -> QuerySet:
+    """The experiment's runs (or those of `run_ids`) as plain rows: id, variant, item, repeat, status, latency and cost."""
+    runs = experiment.runs.all() if run_ids is None else experiment.runs.filter(pk__in=list(run_ids))
+    return runs.order_by("pk").values("id", "variant_id", "item_id", "repeat", "status", "latency_ms", "cost_usd")
+
+
+def experiment_score_map(*, experiment: Experiment, run_ids: Iterable[int] | None = None) -> dict[tuple, dict]:
+    """{(run id, evaluator id, evaluator version): status, value, passed, reason} of the
+    experiment's scores (only those of `run_ids`, when given), every version kept."""
+    scores = Score.objects.filter(run__experiment=experiment)
+    if run_ids is not None:
+        scores = scores.filter(run_id__in=list(run_ids))
+    return {
+        (row["run_id"], row["evaluator_id"], row["evaluator_version"]): row
+        for row in scores.values("run_id", "evaluator_id", "evaluator_version", "status", "value", "passed", "reason").iterator(chunk_size=5000)
+    }
+
+
+def graded_items(*, dataset_id: int) -> dict[int, tuple[list[dict], float | None]]:
+    """{item id: (its assertions, its threshold)} of the dataset's items that have either."""
+    items = DatasetItem.objects.filter(dataset_id=dataset_id).exclude(assertions=[], threshold__isnull=True)
+    return {pk: (assertions or [], threshold) for pk, assertions, threshold in items.values_list("pk", "assertions", "threshold")}
 
 
 def experiment_export_rows(*, experiment: Experiment, chunk: int = 500) -> Iterator[dict]:

@@ -1,6 +1,7 @@
 """Every write to evaluators, scores and ratings. The admin, pages, API and Celery tasks call these."""
 
 import copy
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from evaluations import kinds, selectors
+from evaluations import grading, kinds, selectors
 from evaluations.kinds import RunContext, ScoreError
 from evaluations.models import RATING_VALUES, Evaluator, ExperimentEvaluator, HumanRating, RatingScale, Score, ScoreStatus
 from experiments.models import Experiment, Run, RunStatus
@@ -68,6 +69,8 @@ def evaluator_create(*, project: Project, actor, name: str, kind: str, message: 
         validate_slug(name)
     except ValidationError:
         raise Invalid(f"{name!r} is not a valid evaluator name: use letters, numbers, hyphens and underscores.", details={"name": name}) from None  # fmt: skip
+    if name.startswith(grading.INLINE_PREFIX):
+        raise Invalid(f"Evaluator names starting with {grading.INLINE_PREFIX!r} are kept for items' own assertions.", details={"name": name})  # fmt: skip
     if Evaluator.objects.filter(project=project, name=name).exists():
         raise Invalid(f"The project already has an evaluator named {name!r}.", details={"name": name})
     evaluator = Evaluator(project=project, name=name, kind=kind)
@@ -128,6 +131,55 @@ def _save(evaluator: Evaluator, *, actor, message: str, new_version: bool) -> Ev
     return evaluator
 
 
+# --- Items' own assertions --------------------------------------------------------------------
+
+ASSERTION_KEYS = {"kind", "config", "weight", "metric", "threshold", "inverted"}
+
+
+def item_assertions_validate(project: Project, assertions, where: str) -> list[dict]:
+    """A dataset item's assertions, normalized ({kind, config, weight, metric, threshold,
+    inverted} each), or Invalid naming the first problem by its path: "row 3: assert[1]: ...".
+    Registered with experiments.extensions, so every write of items goes through it."""
+    if not isinstance(assertions, list):
+        raise Invalid(f"{where}: assertions are a list of objects such as {{\"kind\": \"contains\", \"config\": {{\"value\": \"Paris\"}}}}.", details={"path": where})  # fmt: skip
+    normalized = []
+    for index, raw in enumerate(assertions):
+        path = f"{where}: assert[{index}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
+            raise Invalid(f"{path}: an assertion is an object with a kind, such as {{\"kind\": \"contains\", \"config\": {{\"value\": \"Paris\"}}}}.", details={"path": path})  # fmt: skip
+        if unknown := sorted(set(raw) - ASSERTION_KEYS):
+            raise Invalid(f"{path}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(ASSERTION_KEYS))}).", details={"path": path})  # fmt: skip
+        weight, threshold, metric = raw.get("weight", 1.0), raw.get("threshold"), raw.get("metric") or ""
+        try:
+            config = evaluator_validate(project=project, kind=raw["kind"], config=raw.get("config"), weight=weight, threshold=threshold)
+        except Invalid as exc:
+            raise Invalid(f"{path}: {exc.message}", details={"path": path, **(exc.details or {})}) from None
+        if not isinstance(metric, str) or len(metric) > 100:
+            raise Invalid(f"{path}: a metric is a name of at most 100 characters, not {metric!r}.", details={"path": path})
+        if not isinstance(raw.get("inverted", False), bool):
+            raise Invalid(f"{path}: inverted is true or false.", details={"path": path})
+        normalized.append({"kind": raw["kind"], "config": config, "weight": float(weight), "metric": metric,
+                           "threshold": threshold, "inverted": raw.get("inverted", False)})  # fmt: skip
+    return normalized
+
+
+def inline_evaluators(*, project_id: int, assertions: list[dict]) -> list[Evaluator]:
+    """The evaluator that scores each of an item's assertions (identical assertions share one),
+    created on first use. They stay out of evaluator lists and never change: a changed
+    assertion is another evaluator."""
+    evaluators = {}
+    for assertion in assertions or []:
+        name = grading.inline_name(assertion)
+        if name not in evaluators:
+            evaluators[name], _ = Evaluator.objects.get_or_create(
+                project_id=project_id, name=name,
+                defaults={"inline": True, "version": 1, "kind": assertion["kind"], "config": assertion["config"],
+                          "threshold": assertion.get("threshold"), "inverted": assertion.get("inverted", False),
+                          "description": f"An item assertion: {assertion['kind']} {json.dumps(assertion['config'])[:200]}"},
+            )  # fmt: skip
+    return list(evaluators.values())
+
+
 @transaction.atomic
 def experiment_evaluators_set(*, experiment: Experiment, actor, evaluators: list[Evaluator]) -> list[Evaluator]:
     """Make these the evaluators of the experiment. Runs already done are scored by the ones
@@ -170,8 +222,8 @@ class ScoreOutcome:
 
 
 def score_run(*, run_id: int, evaluator_ids: list[int] | None = None, retry_errors: bool = False) -> ScoreOutcome:
-    """Score a done run with its experiment's enabled evaluators (or the given ones of them),
-    each once per evaluator version: a score that exists is kept, unless it errored for a
+    """Score a done run with its experiment's enabled evaluators and its item's own assertions
+    (or the given ones of them), each once per evaluator version: a score that exists is kept, unless it errored for a
     reason that may clear up (or `retry_errors`). Runs no model for the run itself.
 
     Each score is claimed with a compare-and-set before scoring, so two tasks never call a
@@ -181,6 +233,10 @@ def score_run(*, run_id: int, evaluator_ids: list[int] | None = None, retry_erro
     if run is None or run.status != RunStatus.DONE:
         return ScoreOutcome()
     evaluators = list(selectors.evaluators_of_experiment(experiment_id=run.experiment_id, ids=evaluator_ids))
+    evaluators += [
+        evaluator for evaluator in inline_evaluators(project_id=run.experiment.project_id, assertions=run.item.assertions)
+        if evaluator_ids is None or evaluator.pk in evaluator_ids
+    ]  # fmt: skip
     context = run_context(run)
     ok = errored = 0
     retry: list[int] = []

@@ -42,3 +42,26 @@ def attach_all(*, experiment, actor, given: dict[str, Iterable]) -> None:
         raise Invalid(f"Experiments take no {', '.join(map(repr, unknown))}.", details={"unknown": unknown})
     for name, objects in given.items():
         _attachments[name].attach(experiment=experiment, actor=actor, objects=list(objects))
+
+
+# --- Items' own assertions -----------------------------------------------------------------
+# A dataset item may carry assertions (as a promptfoo test does). What a valid one is depends on
+# the evaluator kinds, which live in evaluations: it registers the check at start-up, and every
+# write of items (import, page, API) normalizes through `item_assertions_normalize`.
+
+_assertions_check: Callable[..., list[dict]] | None = None
+
+
+def register_assertions_check(check: Callable[..., list[dict]]) -> None:
+    """check(project, assertions, where) -> the normalized list, or Invalid naming the path
+    (`where`, e.g. "row 3: assert[1]") and the problem."""
+    global _assertions_check
+    _assertions_check = check
+
+
+def item_assertions_normalize(*, project, assertions, where: str) -> list[dict]:
+    if not assertions:
+        return []
+    if _assertions_check is None:
+        raise Invalid(f"{where}: items cannot carry assertions: no evaluator kinds are installed.")
+    return _assertions_check(project, assertions, where)

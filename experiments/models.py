@@ -36,6 +36,13 @@ class DatasetItem(models.Model):
     vars = models.JSONField(default=dict)
     expected = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # The item's own checks, besides the experiment's evaluators (a promptfoo test's `assert`):
+    # [{"kind", "config", "weight", "metric", "threshold", "inverted"}], normalized on save by
+    # the check evaluations registers in experiments.extensions.
+    assertions = models.JSONField(default=list, blank=True, help_text="The item's own assertions, graded on every run of it.")
+    threshold = models.FloatField(
+        null=True, blank=True, help_text="0 to 1: a run passes when its weighted score is at least this. Empty: every check must pass."
+    )
 
     class Meta:
         ordering = ["dataset", "row"]
@@ -48,6 +55,7 @@ class DatasetItem(models.Model):
 class ExperimentStatus(models.TextChoices):
     DRAFT = "draft"
     RUNNING = "running"
+    SCORING = "scoring"  # every call is made; scores are still coming in
     FINISHED = "finished"
     CANCELLED = "cancelled"
 
@@ -67,6 +75,10 @@ class Experiment(models.Model):
     )
     spent_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    cache_responses = models.BooleanField(
+        default=False,
+        help_text="Reuse stored answers to identical calls (temperature 0 only). Each repeat keeps its own answer, so repeats stay samples.",
+    )
     status = models.CharField(max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
