@@ -116,6 +116,14 @@ class Variant(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def display(self) -> str:
+        """What pages call the variant: prompt, frozen version, then the label it was resolved
+        from ("support-reply v3 (production at start)"), after its own name when it has one."""
+        version = f"v{self.version}" if self.version else f"at {self.label or 'production'}"
+        shown = f"{self.prompt.name} {version}" + (f" ({self.label} at start)" if self.label and self.version else "")
+        return shown if self.name in ("", self.prompt.name) else f"{self.name}: {shown}"
+
     def clean(self):
         if self.prompt_id and self.experiment.project_id and self.prompt.project_id != self.experiment.project_id:
             raise ValidationError({"prompt": f"The prompt {self.prompt.name!r} belongs to another project."})
