@@ -1,7 +1,7 @@
 """How a prompt does over time and in production, read for the analytics page.
 
 - By version: every finished experiment's runs of the prompt, pooled per version, judged as
-  the comparison page judges a run (`comparison.run_outcome`) and summarized by
+  the comparison page grades a run (`grading.run_grades`) and summarized by
   `statistics.summarize`: pass rate with its Wilson interval, mean score with its bootstrap
   interval.
 - By version and model: the spread of those runs' latency and cost.
@@ -19,9 +19,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from evaluations import statistics
-from evaluations.comparison import run_outcome
-from evaluations.models import ExperimentEvaluator, Score, ScoreStatus
+from evaluations import comparison, grading, statistics
 from evaluations.statistics import VariantSummary
 from experiments.models import ExperimentStatus, Run, RunStatus
 from promptlab.errors import Invalid
@@ -111,29 +109,19 @@ def traffic_window(raw: str | None) -> int:
 def prompt_run_analytics(*, prompt: Prompt) -> RunAnalytics:
     """The prompt's runs in finished experiments: per version its pass rate and mean score with
     their 95% intervals, and per version and model the spread of latency and cost. A run's
-    model is its variant's endpoint, else the one its version was saved with. Four queries."""
+    model is its variant's endpoint, else the one its version was saved with. A fixed number
+    of queries however many experiments ran the prompt."""
     versions = _versions(prompt)
-    runs = list(
-        Run.objects.filter(_finished_runs(prompt))
-        .order_by("pk")
-        .values("id", "item_id", "status", "latency_ms", "cost_usd", "experiment_id",
-                version=F("variant__version"), model=F("variant__endpoint__display_name"))
-    )  # fmt: skip
-    evaluator_counts = dict(
-        ExperimentEvaluator.objects.filter(experiment_id__in={run["experiment_id"] for run in runs}, evaluator__enabled=True)
-        .values("experiment_id").annotate(count=Count("pk")).values_list("experiment_id", "count")
-    )  # fmt: skip
-    verdicts = _score_rows(prompt)
+    runs = Run.objects.filter(_finished_runs(prompt))
+    shown = {pk: (version, model) for pk, version, model in runs.values_list("pk", "variant__version", "variant__endpoint__display_name")}
 
     outcomes, experiments, spread_runs = defaultdict(list), defaultdict(set), defaultdict(list)
-    for run in runs:
-        outcome = run_outcome(run, verdicts.get(run["id"], []), evaluators=evaluator_counts.get(run["experiment_id"], 0))
-        if outcome is None:
-            continue
-        version = run["version"]
+    for run in grading.run_grades(runs):
+        outcome = comparison.run_outcome(run)
+        version, model = shown[run.run_id]
         outcomes[version].append(outcome)
-        experiments[version].add(run["experiment_id"])
-        model = run["model"] or versions.get(version, {}).get("model") or "(unknown model)"
+        experiments[version].add(run.experiment_id)
+        model = model or versions.get(version, {}).get("model") or "(unknown model)"
         spread_runs[version, model].append(outcome)
 
     labels = prompt_selectors.prompt_labels_by_version(prompt=prompt)  # prefetched by prompt_get
@@ -219,23 +207,6 @@ def _finished_runs(prompt: Prompt) -> Q:
         variant__prompt=prompt, variant__version__isnull=False, experiment__status=ExperimentStatus.FINISHED,
         status__in=[RunStatus.DONE, RunStatus.FAILED],
     )  # fmt: skip
-
-
-def _score_rows(prompt: Prompt) -> dict[int, list[dict]]:
-    """{run id: its score rows} for comparison.run_outcome: only scores by evaluators attached
-    to the run's experiment and enabled, at their current version, and not pending."""
-    rows = defaultdict(list)
-    scores = (
-        Score.objects.filter(
-            run__in=Run.objects.filter(_finished_runs(prompt)), evaluator_version=F("evaluator__version"), evaluator__enabled=True,
-            evaluator__experiment_links__experiment_id=F("run__experiment_id"),
-        )
-        .exclude(status=ScoreStatus.PENDING)
-        .values("run_id", "status", "value", "passed", weight=F("evaluator__weight"))
-    )  # fmt: skip
-    for score in scores.iterator(chunk_size=5000):
-        rows[score["run_id"]].append({**score, "errored": score["status"] == ScoreStatus.ERRORED})
-    return rows
 
 
 def _start_of(day: date) -> datetime:

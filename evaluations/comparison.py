@@ -1,13 +1,16 @@
 """An experiment's variants compared: per variant numbers, per pair a paired test and a verdict
-in plain words, and how well human raters agree. The numbers come from evaluations.statistics;
-this module only turns runs, scores and ratings into its inputs."""
+in plain words, the same per evaluator (and named metric), and how well human raters agree.
+Runs are graded by evaluations.grading; the numbers come from evaluations.statistics; this
+module only turns grades and ratings into their inputs and the results into words."""
 
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import combinations
 
-from evaluations import selectors, statistics
-from evaluations.models import RatingScale
+from evaluations import grading, selectors, statistics
+from evaluations.grading import PENDING, RunGrade
+from evaluations.models import RatingScale, ScoreStatus
 from evaluations.statistics import PairResult, RunOutcome, VariantSummary
 from experiments.models import Experiment, RunStatus
 
@@ -17,8 +20,34 @@ ALPHA = 0.05
 @dataclass(frozen=True)
 class VariantResult:
     id: int
-    name: str
+    name: str  # Variant.display: prompt, frozen version, the label it came from
     summary: VariantSummary
+
+
+@dataclass(frozen=True)
+class CheckVariant:
+    """One evaluator (or metric) on one variant: its runs' verdicts by that check alone."""
+
+    variant: VariantResult
+    summary: VariantSummary
+    pending: int  # runs whose score by this check is still to come
+
+
+@dataclass(frozen=True)
+class CheckPair:
+    a: VariantResult
+    b: VariantResult
+    passing: PairResult  # Holm-adjusted across every evaluator x pair test of the experiment
+    significant: bool
+
+
+@dataclass(frozen=True)
+class CheckComparison:
+    """An evaluator attached to the experiment, or a metric of items' own assertions."""
+
+    name: str
+    variants: list[CheckVariant]
+    pairs: list[CheckPair]
 
 
 @dataclass(frozen=True)
@@ -29,6 +58,13 @@ class PairVerdict:
     scores: PairResult
     pass_verdict: str
     score_verdict: str
+    changes: list[str]  # each evaluator on which b differs significantly from a, in words
+
+    @property
+    def headline(self) -> str:
+        """The overall verdict, then every significant change by evaluator: a variant that is
+        better overall but worse on one evaluator is never called simply better."""
+        return "; ".join([self.pass_verdict, *self.changes])
 
 
 @dataclass(frozen=True)
@@ -42,8 +78,10 @@ class Agreement:
 class Comparison:
     variants: list[VariantResult]
     pairs: list[PairVerdict]
-    evaluators: list[dict]  # per (variant, evaluator): counts and mean, from the selector
+    checks: list[CheckComparison]  # per evaluator or metric, by name
     agreement: Agreement | None  # None until two people rated
+    grades_anything: bool  # False: no evaluator is attached and no item has assertions
+    pending: int  # answered runs still being scored: their verdicts are not in the numbers yet
 
     def variant(self, variant_id: int) -> VariantResult:
         return next(result for result in self.variants if result.id == variant_id)
@@ -51,78 +89,130 @@ class Comparison:
     def pair(self, a_id: int, b_id: int) -> PairVerdict:
         return next(pair for pair in self.pairs if (pair.a.id, pair.b.id) == (a_id, b_id))
 
+    def regressions(self, a_id: int, b_id: int) -> list[str]:
+        """The evaluators on which b is significantly worse than a: 'tone (92% → 71%, p = 0.003)'."""
+        return [f"{change.name} ({change.rates}, {change.p})" for change in _check_changes(self.checks, a_id, b_id) if not change.better]
+
+    @property
+    def tests(self) -> int:
+        """How many evaluator x pair tests the Holm adjustment covered."""
+        return sum(len(check.pairs) for check in self.checks)
+
 
 def experiment_comparison(*, experiment: Experiment) -> Comparison:
-    """Every variant of the experiment against every other on the same items. A run passes when
-    every evaluator passes it (as a promptfoo test does) and scores the weighted mean of its
-    evaluators' scores; a run whose call or any evaluator errored counts as errored, never as a
-    failure or a zero; a run still being scored (or with no evaluator) has no verdict. With several pairs, p-values
-    are Holm-adjusted and the verdicts say so."""
-    outcomes = _outcomes(experiment)
+    """Every variant of the experiment against every other on the same items, overall (by the
+    grading rule) and per evaluator. Items are the unit: repeats of an item are averaged
+    before any test. A run whose call or any check errored counts as errored, never as a
+    failure or a zero; a run still being scored has no verdict yet. With several pairs, the
+    overall p-values are Holm-adjusted across pairs; per-evaluator p-values across every
+    evaluator x pair test; the verdicts say so."""
+    checks = grading.experiment_checks(experiment)
+    grades = grading.experiment_grades(experiment, checks=checks)
+    by_variant = defaultdict(list)
+    for run in grades:
+        if run.grade is not None:
+            by_variant[run.variant_id].append(run_outcome(run))
     variants = [
-        VariantResult(id=variant.pk, name=variant.name, summary=statistics.summarize(outcomes.get(variant.pk, [])))
-        for variant in experiment.variants.order_by("pk")
+        VariantResult(id=variant.pk, name=variant.display, summary=statistics.summarize(by_variant.get(variant.pk, [])))
+        for variant in experiment.variants.select_related("prompt").order_by("pk")
     ]  # fmt: skip
     pairs = list(combinations(variants, 2))
-    passing = [statistics.compare_pass(*_by_item(outcomes, a, b, statistics.passes_by_item)) for a, b in pairs]
-    scores = [statistics.compare_scores(*_by_item(outcomes, a, b, statistics.scores_by_item)) for a, b in pairs]
+    passing = [statistics.compare_pass(*_by_item(by_variant, a, b, statistics.passes_by_item)) for a, b in pairs]
+    scores = [statistics.compare_scores(*_by_item(by_variant, a, b, statistics.scores_by_item)) for a, b in pairs]
     if len(pairs) > 1:
         passing, scores = statistics.holm_adjust(passing), statistics.holm_adjust(scores)
+    per_check = _check_comparisons(grades, variants, pairs)
     return Comparison(
         variants=variants,
         pairs=[
             PairVerdict(a=a, b=b, passing=p, scores=s, pass_verdict=statistics.verdict(p, a.name, b.name, alpha=ALPHA),
-                        score_verdict=statistics.verdict(s, a.name, b.name, alpha=ALPHA))
+                        score_verdict=statistics.verdict(s, a.name, b.name, alpha=ALPHA), changes=_changes(per_check, a, b))
             for (a, b), p, s in zip(pairs, passing, scores, strict=True)
         ],  # fmt: skip
-        evaluators=selectors.experiment_score_summary(experiment=experiment),
+        checks=per_check,
         agreement=_agreement(experiment),
+        grades_anything=checks.grades_anything,
+        pending=sum(1 for run in grades if run.grade is not None and run.grade.pending),
     )
+
+
+def run_outcome(run: RunGrade) -> RunOutcome:
+    """A graded run as the statistics see it. A failed call's unknown cost is nothing billed;
+    an answered call's unknown cost is unknown."""
+    grade = run.grade
+    cost = run.cost_usd if run.cost_usd is not None or run.status == RunStatus.DONE else Decimal(0)
+    return RunOutcome(item=run.item_id, passed=grade.passed, score=grade.score, errored=grade.errored,
+                      latency_ms=run.latency_ms, cost=cost)  # fmt: skip
 
 
 def _by_item(outcomes, a: VariantResult, b: VariantResult, collapse):
     return collapse(outcomes.get(a.id, [])), collapse(outcomes.get(b.id, []))
 
 
-def _outcomes(experiment: Experiment) -> dict[int, list[RunOutcome]]:
-    """Each variant's runs as the statistics see them."""
-    evaluators = set(selectors.evaluators_of_experiment(experiment_id=experiment.pk).values_list("pk", flat=True))
-    verdicts = defaultdict(list)
-    for row in selectors.experiment_score_rows(experiment=experiment):
-        if row["evaluator_id"] in evaluators:
-            verdicts[row["run_id"]].append(row)
-    outcomes = defaultdict(list)
-    for run in selectors.experiment_run_rows(experiment=experiment):
-        if (outcome := run_outcome(run, verdicts.get(run["id"], []), evaluators=len(evaluators))) is not None:
-            outcomes[run["variant_id"]].append(outcome)
-    return outcomes
+def _check_comparisons(grades: list[RunGrade], variants: list[VariantResult], pairs: list) -> list[CheckComparison]:
+    """Per check name: each variant's verdicts by that check alone, and a paired test per pair
+    of variants, Holm-adjusted across all of them. Checks of one name on one run (item
+    assertions sharing a metric) count as one: passed when all pass, their weighted mean score."""
+    outcomes = defaultdict(lambda: defaultdict(list))  # name -> variant id -> outcomes
+    pending = defaultdict(int)  # (name, variant id) -> runs
+    names = set()
+    for run in grades:
+        if run.grade is None or run.status != RunStatus.DONE:
+            continue
+        by_name = defaultdict(list)
+        for check in run.grade.checks:
+            by_name[check.spec.name].append(check)
+        for name, checks in by_name.items():
+            names.add(name)
+            if any(check.status == PENDING for check in checks):
+                pending[(name, run.variant_id)] += 1
+            elif any(check.status == ScoreStatus.ERRORED for check in checks):
+                outcomes[name][run.variant_id].append(RunOutcome(item=run.item_id, errored=True))
+            else:
+                combined = grading.grade(checks, None)
+                outcomes[name][run.variant_id].append(RunOutcome(item=run.item_id, passed=combined.passed, score=combined.score))
+    names = sorted(names)
+    tests = [
+        statistics.compare_pass(statistics.passes_by_item(outcomes[name][a.id]), statistics.passes_by_item(outcomes[name][b.id]))
+        for name in names for a, b in pairs
+    ]  # fmt: skip
+    tests = iter(statistics.holm_adjust(tests) if len(tests) > 1 else tests)
+    return [
+        CheckComparison(
+            name=name,
+            variants=[CheckVariant(v, statistics.summarize(outcomes[name][v.id]), pending[(name, v.id)]) for v in variants],
+            pairs=[CheckPair(a, b, test, test.p < ALPHA and test.difference is not None) for (a, b), test in zip(pairs, tests)],
+        )
+        for name in names
+    ]
 
 
-def run_outcome(run: dict, rows: list[dict], *, evaluators: int) -> RunOutcome | None:
-    """One run as the statistics see it: from its row (status, item_id, latency_ms, cost_usd),
-    its scores by its experiment's enabled evaluators at their current versions (rows with
-    errored, passed, value and weight; pending scores left out) and the number of those
-    evaluators. None for a run that did not run (yet): pending, skipped by the budget, or
-    cancelled."""
-    if run["status"] not in (RunStatus.DONE, RunStatus.FAILED):
-        return None
-    errored = run["status"] == RunStatus.FAILED or any(row["errored"] for row in rows)
-    graded = bool(evaluators) and len(rows) == evaluators and not errored  # else still being scored
-    return RunOutcome(
-        item=run["item_id"], errored=errored, latency_ms=run["latency_ms"], cost=run["cost_usd"],
-        passed=all(row["passed"] is not False for row in rows) if graded else None,
-        score=_weighted_mean(rows) if graded else None,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class _Change:
+    name: str
+    better: bool  # b better than a
+    rates: str  # "92% → 71%"
+    p: str
 
 
-def _weighted_mean(rows: list[dict]) -> float | None:
-    values = [(row["value"], row["weight"]) for row in rows if row["value"] is not None]
-    total = sum(weight for _, weight in values)
-    if not values:
-        return None
-    if not total:
-        return sum(value for value, _ in values) / len(values)
-    return sum(value * weight for value, weight in values) / total
+def _check_changes(checks: list[CheckComparison], a_id: int, b_id: int) -> list[_Change]:
+    """The evaluators on which b differs significantly from a."""
+    changes = []
+    for check in checks:
+        pair = next(pair for pair in check.pairs if (pair.a.id, pair.b.id) == (a_id, b_id))
+        if pair.significant:
+            rates = {numbers.variant.id: numbers.summary.pass_rate for numbers in check.variants}
+            shown = " → ".join(f"{rates[v].estimate:.0%}" if rates[v] else "—" for v in (a_id, b_id))
+            changes.append(_Change(check.name, pair.passing.difference.estimate > 0, shown, statistics.p_text(pair.passing)))
+    return changes
+
+
+def _changes(checks: list[CheckComparison], a: VariantResult, b: VariantResult) -> list[str]:
+    """'B is worse than A on tone: 92% → 71% (p = 0.003, Holm-adjusted for 6 comparisons)'."""
+    return [
+        f"{b.name} is {'better' if change.better else 'worse'} than {a.name} on {change.name}: {change.rates} ({change.p})"
+        for change in _check_changes(checks, a.id, b.id)
+    ]
 
 
 def _agreement(experiment: Experiment) -> Agreement | None:

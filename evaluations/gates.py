@@ -2,8 +2,10 @@
 version passes, or when an admin overrides the gate with a written reason, which is recorded.
 
 The gate experiment compares the version against the one the gate's baseline label points
-at, on the gate's dataset, scored by its evaluators. It passes when the version's pass rate
-is at least the gate's minimum and McNemar's test finds no significant regression.
+at, on the gate's dataset, scored by its evaluators (and the items' own assertions). It
+passes when the version's pass rate is at least the gate's minimum, McNemar's test finds no
+significant regression overall and, unless the gate allows it, none on any one evaluator
+(Holm-adjusted across every evaluator).
 """
 
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import structlog
 from django.db import transaction
 
-from evaluations import comparison, selectors, services, statistics
+from evaluations import comparison, services, statistics
 from evaluations.models import Evaluator, GateDecision, GateRun, PromotionGate
 from experiments import services as experiments
 from experiments.models import Dataset, Experiment, ExperimentStatus
@@ -25,7 +27,7 @@ logger = structlog.get_logger(__name__)
 
 @transaction.atomic
 def gate_set(*, prompt: Prompt, actor, dataset: Dataset, evaluators: list[Evaluator], baseline_label: str = "production",
-             min_pass_rate: float = 0.9, alpha: float = 0.05) -> PromotionGate:  # fmt: skip
+             min_pass_rate: float = 0.9, alpha: float = 0.05, no_evaluator_regression: bool = True) -> PromotionGate:  # fmt: skip
     """Require a passing gate experiment before `production` moves to a new version of the prompt."""
     authorize(actor, prompt.project, Action.MANAGE)
     if dataset.project_id != prompt.project_id or any(e.project_id != prompt.project_id for e in evaluators):
@@ -37,7 +39,8 @@ def gate_set(*, prompt: Prompt, actor, dataset: Dataset, evaluators: list[Evalua
     if not 0 < alpha < 1:
         raise Invalid("The significance level must be between 0 and 1 (usually 0.05).", details={"alpha": alpha})
     gate, _ = PromotionGate.objects.update_or_create(
-        prompt=prompt, defaults={"dataset": dataset, "baseline_label": baseline_label, "min_pass_rate": min_pass_rate, "alpha": alpha}
+        prompt=prompt, defaults={"dataset": dataset, "baseline_label": baseline_label, "min_pass_rate": min_pass_rate, "alpha": alpha,
+                                 "no_evaluator_regression": no_evaluator_regression}
     )  # fmt: skip
     gate.evaluators.set(evaluators)
     logger.info("evaluations.gate_set", prompt_id=prompt.pk, dataset_id=dataset.pk)
@@ -80,12 +83,14 @@ def gate_result(*, prompt: Prompt, version: int) -> GateResult:
     experiment = run.experiment
     if experiment.status != ExperimentStatus.FINISHED:
         return GateResult(False, f"the gate experiment on version {version} is {experiment.status}, not finished", experiment)
-    if any(row["pending_count"] for row in selectors.experiment_score_summary(experiment=experiment)):
-        return GateResult(False, f"the gate experiment on version {version} is still being scored", experiment)
     result = comparison.experiment_comparison(experiment=experiment)
+    if result.pending:
+        return GateResult(False, f"the gate experiment on version {version} is still being scored", experiment)
     *baseline, candidate = result.variants  # the candidate is the last variant
     versus = result.pair(baseline[0].id, candidate.id).passing if baseline else None
     passed, reason = statistics.gate_passes(candidate.summary, versus, min_pass_rate=gate.min_pass_rate, alpha=gate.alpha)
+    if passed and baseline and gate.no_evaluator_regression and (worse := result.regressions(baseline[0].id, candidate.id)):
+        return GateResult(False, f"significantly worse than the baseline on {'; '.join(worse)}", experiment)
     return GateResult(passed, reason, experiment)
 
 

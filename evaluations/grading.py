@@ -14,18 +14,21 @@ no evaluator and no item assertion at all, nothing is graded; otherwise a run wi
 passes with a score of 1, as promptfoo's test without assertions does.
 
 Scoring, the comparison, matrix filters, analytics, gates, the API and the promptfoo export
-all grade through `experiment_grades`, so they never disagree.
+all grade through `run_grades` (or `experiment_grades`), so they never disagree.
 """
 
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db.models import QuerySet
+
 from evaluations import selectors
 from evaluations.models import Evaluator, ScoreStatus
-from experiments.models import Experiment, RunStatus
+from experiments.models import Experiment, Run, RunStatus
 
 INLINE_PREFIX = "assert-"
 PENDING = "pending"  # a check with no score yet
@@ -123,31 +126,42 @@ class ExperimentChecks:
 
 
 def experiment_checks(experiment: Experiment) -> ExperimentChecks:
-    """The checks of the experiment's runs, read in three queries."""
-    attached = [
-        CheckSpec(name=name, weight=weight, evaluator_id=pk, version=version)
-        for pk, name, weight, version in selectors.evaluators_of_experiment(experiment_id=experiment.pk).values_list(
-            "pk", "name", "weight", "version"
+    return checks_of([experiment.pk])[experiment.pk]
+
+
+def checks_of(experiment_ids: Iterable[int]) -> dict[int, ExperimentChecks]:
+    """The checks of several experiments' runs, in four queries however many there are."""
+    experiments = list(Experiment.objects.filter(pk__in=list(experiment_ids)).values("pk", "dataset_id", "project_id"))
+    attached = defaultdict(list)
+    for link in selectors.attached_evaluators(experiment_ids=[e["pk"] for e in experiments]):
+        attached[link["experiment_id"]].append(
+            CheckSpec(name=link["name"], weight=link["weight"], evaluator_id=link["evaluator_id"], version=link["version"])
         )
-    ]
-    items = selectors.graded_items(dataset_id=experiment.dataset_id)
-    names = {inline_name(assertion) for assertions, _ in items.values() for assertion in assertions}
-    inline = dict(
-        Evaluator.objects.filter(project_id=experiment.project_id, inline=True, name__in=names).values_list("name", "pk")
-    )
-    checks = ExperimentChecks(attached=attached)
-    for item_id, (assertions, threshold) in items.items():
-        specs = [
-            CheckSpec(name=item_check_name(a), weight=a.get("weight", 1.0), evaluator_id=inline.get(inline_name(a)), assertion=a)
-            for a in assertions
-        ]
-        checks.items[item_id] = (specs, threshold)
+    items = selectors.graded_items(dataset_ids={e["dataset_id"] for e in experiments})
+    names = {inline_name(assertion) for _, assertions, _ in items.values() for assertion in assertions}
+    inline = {
+        (project_id, name): pk
+        for pk, project_id, name in Evaluator.objects.filter(inline=True, name__in=names).values_list("pk", "project_id", "name")
+    }
+    checks = {}
+    for experiment in experiments:
+        found = checks[experiment["pk"]] = ExperimentChecks(attached=attached[experiment["pk"]])
+        for item_id, (dataset_id, assertions, threshold) in items.items():
+            if dataset_id != experiment["dataset_id"]:
+                continue
+            specs = [
+                CheckSpec(name=item_check_name(a), weight=a.get("weight", 1.0), assertion=a,
+                          evaluator_id=inline.get((experiment["project_id"], inline_name(a))))
+                for a in assertions
+            ]  # fmt: skip
+            found.items[item_id] = (specs, threshold)
     return checks
 
 
 @dataclass(frozen=True)
 class RunGrade:
     run_id: int
+    experiment_id: int
     variant_id: int
     item_id: int
     repeat: int
@@ -157,21 +171,30 @@ class RunGrade:
     grade: Grade | None  # None for a run that did not run (yet): pending, skipped, cancelled
 
 
-def experiment_grades(experiment: Experiment, *, run_ids: Iterable[int] | None = None) -> list[RunGrade]:
+def experiment_grades(experiment: Experiment, *, run_ids: Iterable[int] | None = None,
+                      checks: ExperimentChecks | None = None) -> list[RunGrade]:  # fmt: skip
     """Every run of the experiment (or those of `run_ids`) with its grade, in run order."""
-    checks = experiment_checks(experiment)
-    scores = selectors.experiment_score_map(experiment=experiment, run_ids=run_ids)
+    runs = experiment.runs.all() if run_ids is None else experiment.runs.filter(pk__in=list(run_ids))
+    return run_grades(runs, checks={experiment.pk: checks} if checks else None)
+
+
+def run_grades(runs: QuerySet[Run], *, checks: dict[int, ExperimentChecks] | None = None) -> list[RunGrade]:
+    """The runs with their grades, in run order: a fixed number of queries for any number of
+    runs and experiments."""
+    rows = list(selectors.run_rows(runs=runs))
+    checks = checks or checks_of({row["experiment_id"] for row in rows})
+    scores = selectors.score_map(runs=runs)
     graded = []
-    for run in selectors.experiment_run_rows(experiment=experiment, run_ids=run_ids):
+    for run in rows:
         result = None
         if run["status"] in (RunStatus.DONE, RunStatus.FAILED):
-            specs, threshold = checks.for_item(run["item_id"])
+            experiment = checks[run["experiment_id"]]
+            specs, threshold = experiment.for_item(run["item_id"])
             results = [_result(spec, scores.get((run["id"], spec.evaluator_id, spec.version))) for spec in specs]
-            result = grade(results, threshold, call_failed=run["status"] == RunStatus.FAILED, empty_passes=checks.grades_anything)
-        graded.append(
-            RunGrade(run_id=run["id"], variant_id=run["variant_id"], item_id=run["item_id"], repeat=run["repeat"], status=run["status"],
-                     latency_ms=run["latency_ms"], cost_usd=run["cost_usd"], grade=result)  # fmt: skip
-        )
+            result = grade(results, threshold, call_failed=run["status"] == RunStatus.FAILED, empty_passes=experiment.grades_anything)
+        graded.append(RunGrade(run_id=run["id"], experiment_id=run["experiment_id"], variant_id=run["variant_id"], item_id=run["item_id"],
+                               repeat=run["repeat"], status=run["status"], latency_ms=run["latency_ms"], cost_usd=run["cost_usd"],
+                               grade=result))  # fmt: skip
     return graded
 
 

@@ -8,7 +8,7 @@ from operator import or_
 
 from django.db.models import Avg, Count, F, Q, QuerySet
 
-from evaluations.models import Evaluator, HumanRating, Score, ScoreStatus
+from evaluations.models import Evaluator, ExperimentEvaluator, HumanRating, Score, ScoreStatus
 from experiments.models import DatasetItem, Experiment
 from promptlab.accounts.models import Project
 from promptlab.errors import Invalid
@@ -109,28 +109,33 @@ def experiment_score_summary(*, experiment: Experiment, versions: dict[int, int]
     )
 
 
-def experiment_run_rows(*, experiment: Experiment, run_ids: Iterable[int] | None = None) -> QuerySet:
-    """The experiment's runs (or those of `run_ids`) as plain rows: id, variant, item, repeat, status, latency and cost."""
-    runs = experiment.runs.all() if run_ids is None else experiment.runs.filter(pk__in=list(run_ids))
-    return runs.order_by("pk").values("id", "variant_id", "item_id", "repeat", "status", "latency_ms", "cost_usd")
+def attached_evaluators(*, experiment_ids: Iterable[int]) -> QuerySet:
+    """The enabled evaluators attached to the experiments, as rows: experiment_id, evaluator_id, name, weight, version."""
+    return (
+        ExperimentEvaluator.objects.filter(experiment_id__in=list(experiment_ids), evaluator__enabled=True)
+        .order_by("experiment_id", "evaluator_id")
+        .values("experiment_id", "evaluator_id", name=F("evaluator__name"), weight=F("evaluator__weight"), version=F("evaluator__version"))
+    )  # fmt: skip
 
 
-def experiment_score_map(*, experiment: Experiment, run_ids: Iterable[int] | None = None) -> dict[tuple, dict]:
-    """{(run id, evaluator id, evaluator version): status, value, passed, reason} of the
-    experiment's scores (only those of `run_ids`, when given), every version kept."""
-    scores = Score.objects.filter(run__experiment=experiment)
-    if run_ids is not None:
-        scores = scores.filter(run_id__in=list(run_ids))
-    return {
-        (row["run_id"], row["evaluator_id"], row["evaluator_version"]): row
-        for row in scores.values("run_id", "evaluator_id", "evaluator_version", "status", "value", "passed", "reason").iterator(chunk_size=5000)
-    }
+def run_rows(*, runs: QuerySet) -> QuerySet:
+    """Runs as plain rows: id, experiment, variant, item, repeat, status, latency and cost."""
+    return runs.order_by("pk").values("id", "experiment_id", "variant_id", "item_id", "repeat", "status", "latency_ms", "cost_usd")
 
 
-def graded_items(*, dataset_id: int) -> dict[int, tuple[list[dict], float | None]]:
-    """{item id: (its assertions, its threshold)} of the dataset's items that have either."""
-    items = DatasetItem.objects.filter(dataset_id=dataset_id).exclude(assertions=[], threshold__isnull=True)
-    return {pk: (assertions or [], threshold) for pk, assertions, threshold in items.values_list("pk", "assertions", "threshold")}
+def score_map(*, runs: QuerySet) -> dict[tuple, dict]:
+    """{(run id, evaluator id, evaluator version): status, value, passed, reason} of the runs'
+    scores, every version kept (the grading picks the versions it needs)."""
+    scores = Score.objects.filter(run__in=runs.values("pk")).values(
+        "run_id", "evaluator_id", "evaluator_version", "status", "value", "passed", "reason"
+    )
+    return {(row["run_id"], row["evaluator_id"], row["evaluator_version"]): row for row in scores.iterator(chunk_size=5000)}
+
+
+def graded_items(*, dataset_ids: Iterable[int]) -> dict[int, tuple[int, list[dict], float | None]]:
+    """{item id: (its dataset, its assertions, its threshold)} of the datasets' items that have either."""
+    items = DatasetItem.objects.filter(dataset_id__in=list(dataset_ids)).exclude(assertions=[], threshold__isnull=True)
+    return {pk: (dataset, assertions or [], threshold) for pk, dataset, assertions, threshold in items.values_list("pk", "dataset_id", "assertions", "threshold")}  # fmt: skip
 
 
 def experiment_export_rows(*, experiment: Experiment, chunk: int = 500) -> Iterator[dict]:

@@ -6,6 +6,8 @@ and the tests feed it whatever rows they have.
 - Per variant (`summarize`): pass rate with a Wilson 95% interval, mean score with a BCa
   bootstrap 95% interval, latency p50/p95, cost in total and per item. Errored runs are
   counted on their own and never enter a pass rate or a mean as a failure or a zero.
+  Items are the unit: an item's repeats are averaged first (one cluster), so n is the
+  number of items and repeats narrow nothing they should not.
 - Per pair of variants on the same items (`compare_pass`, `compare_scores`): McNemar's exact
   test or the Wilcoxon signed-rank test, the difference with a paired 95% interval, an effect
   size, and how many items a 5-point (or 0.05) change would need; `holm_adjust` corrects for
@@ -60,13 +62,14 @@ class RunOutcome:
 class VariantSummary:
     runs: int
     errored: int
-    graded: int  # runs with a pass/fail verdict: the pass rate's denominator
+    graded: int  # runs with a pass/fail verdict
     passed: int
+    items: int  # items with a verdict: the n of the intervals and tests (repeats are one cluster)
     pass_rate: Interval | None
     mean_score: Interval | None
     latency_p50: float | None
     latency_p95: float | None
-    cost_total: Decimal
+    cost_total: Decimal | None  # None when a run's cost is unknown: never a partial sum shown as the total
     cost_per_item: Decimal | None
 
 
@@ -134,32 +137,48 @@ def percentiles(values: Iterable[float], qs: Sequence[float] = (50, 95)) -> tupl
 
 
 def summarize(outcomes: Sequence[RunOutcome], *, seed: int = 0) -> VariantSummary:
-    """One variant's runs in numbers. Latency and cost count every run that has them (an
-    errored call still took time and may have cost money); cost per item divides by the
-    distinct items, so repeats are included in an item's cost."""
+    """One variant's runs in numbers, with items as the unit of the statistics: the repeats
+    of an item are one cluster, averaged before anything is estimated, so n is the number of
+    items, not of calls. With one verdict per item the pass rate has Wilson's interval; with
+    repeats, the interval is a bootstrap over items of their pass shares (a cluster
+    bootstrap), as is the mean score's. Latency and cost count every run that has them (an
+    errored call still took time and may have cost money); the cost is unknown (None) when
+    any run's is; cost per item divides by the distinct items, repeats included."""
     completed = [o for o in outcomes if not o.errored]
     verdicts = [o.passed for o in completed if o.passed is not None]
+    shares = passes_by_item(completed)
     latency = percentiles(o.latency_ms for o in outcomes if o.latency_ms is not None)
-    cost_total = sum((o.cost for o in outcomes if o.cost is not None), Decimal(0))
+    costs = [o.cost for o in outcomes]
+    cost_total = None if any(cost is None for cost in costs) else sum(costs, Decimal(0))
     items = len({o.item for o in outcomes})
     return VariantSummary(
         runs=len(outcomes),
         errored=len(outcomes) - len(completed),
         graded=len(verdicts),
         passed=sum(verdicts),
-        pass_rate=pass_rate(verdicts),
-        mean_score=mean_score([o.score for o in completed if o.score is not None], seed=seed),
+        items=len(shares),
+        pass_rate=item_pass_rate(shares, seed=seed),
+        mean_score=mean_score(list(scores_by_item(completed).values()), seed=seed),
         latency_p50=latency[0] if latency else None,
         latency_p95=latency[1] if latency else None,
         cost_total=cost_total,
-        cost_per_item=cost_total / items if items else None,
+        cost_per_item=cost_total / items if items and cost_total is not None else None,
     )
 
 
-def passes_by_item(outcomes: Iterable[RunOutcome]) -> dict[Hashable, bool]:
-    """Each item's pass/fail for pairing: passed when more than half of its non-errored repeats
-    passed. Items with no verdict are left out, so they drop out of the paired comparison."""
-    return {item: sum(v) * 2 > len(v) for item, v in _verdicts_by_item(outcomes, "passed").items()}
+def item_pass_rate(shares: Mapping[Hashable, float], *, seed: int = 0) -> Interval | None:
+    """The pass rate over items from each item's share of passing repeats: Wilson's interval
+    on the items when every share is 0 or 1, else a bootstrap over items of the shares' mean."""
+    values = list(shares.values())
+    if all(value in (0, 1) for value in values):
+        return pass_rate([bool(value) for value in values])
+    return mean_score(values, seed=seed)
+
+
+def passes_by_item(outcomes: Iterable[RunOutcome]) -> dict[Hashable, float]:
+    """Each item's share of passing verdicts over its non-errored repeats (1.0 or 0.0 for an
+    item run once). Items with no verdict are left out, so they drop out of the comparison."""
+    return {item: sum(v) / len(v) for item, v in _verdicts_by_item(outcomes, "passed").items()}
 
 
 def scores_by_item(outcomes: Iterable[RunOutcome]) -> dict[Hashable, float]:
@@ -168,9 +187,12 @@ def scores_by_item(outcomes: Iterable[RunOutcome]) -> dict[Hashable, float]:
 
 
 def compare_pass(
-    a: Mapping[Hashable, bool], b: Mapping[Hashable, bool], *, change: float = 0.05
+    a: Mapping[Hashable, float], b: Mapping[Hashable, float], *, change: float = 0.05
 ) -> PairResult:
-    """Pass/fail of b against a on their shared items.
+    """Pass rates of b against a on their shared items, from each item's pass share
+    (`passes_by_item`). With repeats, some shares lie between 0 and 1: the items' shares are
+    compared as paired scores (`compare_scores`), so an item counts once however many times
+    it ran. With one verdict per item:
 
     Test: McNemar's exact test, a two-sided binomial test on the discordant items.
     Difference: Newcombe's (1998) hybrid score interval for paired proportions (his method 10,
@@ -183,6 +205,9 @@ def compare_pass(
     shared = [item for item in a if item in b]
     if not shared:
         return _no_pairs("pass", change)
+    if any(a[i] not in (0, 1) or b[i] not in (0, 1) for i in shared):
+        return compare_scores(a, b, change=change, metric="pass")  # repeats: items' pass shares, paired
+    a, b = {i: bool(a[i]) for i in shared}, {i: bool(b[i]) for i in shared}
     n = len(shared)
     a_better = sum(a[i] and not b[i] for i in shared)
     b_better = sum(b[i] and not a[i] for i in shared)
@@ -206,7 +231,8 @@ def compare_pass(
 
 
 def compare_scores(
-    a: Mapping[Hashable, float], b: Mapping[Hashable, float], *, change: float = 0.05, seed: int = 0
+    a: Mapping[Hashable, float], b: Mapping[Hashable, float], *, change: float = 0.05, seed: int = 0,
+    metric: Literal["pass", "score"] = "score",
 ) -> PairResult:
     """Scores of b against a on their shared items.
 
@@ -219,13 +245,13 @@ def compare_scores(
     """
     shared = [item for item in a if item in b]
     if not shared:
-        return _no_pairs("score", change)
+        return _no_pairs(metric, change)
     diffs = np.array([b[i] - a[i] for i in shared], dtype=float)
     nonzero = diffs[diffs != 0]
     spread = float(np.std(diffs, ddof=1)) if diffs.size > 1 else 0.0
     z_alpha, z_power = _power_quantiles()
     return PairResult(
-        metric="score",
+        metric=metric,
         n_pairs=diffs.size,
         a_better=int((nonzero < 0).sum()),
         b_better=int((nonzero > 0).sum()),
@@ -262,15 +288,15 @@ def verdict(pair: PairResult, name_a: str, name_b: str, *, alpha: float = 0.05) 
     if pair.difference is None:
         return f"no items in common between {name_a} and {name_b}: nothing to compare"
     if pair.p >= alpha:
-        return f"no significant difference between {name_a} and {name_b} ({_p_text(pair)}); {_power_text(pair)}"
+        return f"no significant difference between {name_a} and {name_b} ({p_text(pair)}); {_power_text(pair)}"
     b_wins = pair.effect_size > 0
     winner, loser = (name_b, name_a) if b_wins else (name_a, name_b)
     d = pair.difference if b_wins else Interval(-pair.difference.estimate, -pair.difference.high, -pair.difference.low)
     if pair.metric == "pass":
         amount = f"{_points(d.estimate)} points (95% CI {_points(d.low)} to {_points(d.high)})"
-        return f"{winner} passes more often than {loser}: {amount}, {_p_text(pair)}"
+        return f"{winner} passes more often than {loser}: {amount}, {p_text(pair)}"
     amount = f"{d.estimate:+.3g} mean score (95% CI {d.low:+.3g} to {d.high:+.3g})"
-    return f"{winner} scores higher than {loser}: {amount}, {_p_text(pair)}"
+    return f"{winner} scores higher than {loser}: {amount}, {p_text(pair)}"
 
 
 def gate_passes(
@@ -389,7 +415,8 @@ def _points(share: float) -> str:
     return f"{share * 100:+.1f}"
 
 
-def _p_text(pair: PairResult) -> str:
+def p_text(pair: PairResult) -> str:
+    """The p-value as a verdict words it, with the Holm adjustment when there was one."""
     p = "p < 0.001" if pair.p < 0.001 else f"p = {pair.p:.2f}" if pair.p >= 0.1 else f"p = {pair.p:.3g}"
     return p if pair.comparisons == 1 else f"{p}, Holm-adjusted for {pair.comparisons} comparisons"
 

@@ -360,11 +360,11 @@ def test_the_page_reads_the_same_queries_at_any_number_of_versions_experiments_a
 
     grow(3, 0)
     client.get(url(prompt))
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(15):
         _, html = page(client, prompt)
     assert len(html.select("#version-table tbody tr")) == 3 and len(html.select("#spread-table tbody tr")) == 3
     grow(20, 3)
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(15):
         _, html = page(client, prompt)
 
     assert len(html.select("#version-table tbody tr")) == 23 and len(html.select("svg#version-chart g.point.pass-rate")) == 23

@@ -6,10 +6,11 @@ import pytest
 from bs4 import BeautifulSoup
 
 from evaluations import comparison, services, statistics
-from evaluations.models import Score
+from evaluations.models import Score, ScoreStatus
+from experiments.models import RunStatus
 from promptlab.accounts.models import Role
 from tests.evaluations.conftest import variant_runs
-from tests.factories import DatasetItemFactory, MembershipFactory
+from tests.factories import DatasetItemFactory, MembershipFactory, RunFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ def test_a_clear_winner_gets_a_significant_verdict_with_its_numbers(experiment):
     pair = result.pair(old.pk, new.pk)
     assert pair.passing.n_pairs == 30 and pair.passing.b_better == 15 and pair.passing.a_better == 0
     assert pair.passing.p_value == pytest.approx(2 * 0.5**15)  # McNemar exact on 15 discordant items, all one way
-    assert pair.pass_verdict.startswith("v4 passes more often than v3: +50.0 points")
+    assert pair.pass_verdict.startswith(f"{new.display} passes more often than {old.display}: +50.0 points")
     assert "p < 0.001" in pair.pass_verdict
     assert result.agreement is None
 
@@ -87,7 +88,7 @@ def test_agreement_is_shown_once_two_people_rated(experiment, owner):
 def test_the_comparison_reads_a_constant_number_of_queries(experiment, django_assert_num_queries):
     variant_runs(experiment, "a", [True] * 5)
     variant_runs(experiment, "b", [False] * 5)
-    with django_assert_num_queries(6) as small:
+    with django_assert_num_queries(7) as small:
         comparison.experiment_comparison(experiment=experiment)
     experiment.items += [DatasetItemFactory(dataset=experiment.dataset) for _ in range(20)]
     variant_runs(experiment, "c", [True] * 25)
@@ -96,8 +97,8 @@ def test_the_comparison_reads_a_constant_number_of_queries(experiment, django_as
 
 
 def test_the_statistics_panel_shows_the_numbers_and_verdicts_to_members_only(experiment, owner, client):
-    variant_runs(experiment, "v3", [i < 12 for i in range(30)])
-    variant_runs(experiment, "v4", [i < 27 for i in range(30)])
+    old = variant_runs(experiment, "v3", [i < 12 for i in range(30)])
+    new = variant_runs(experiment, "v4", [i < 27 for i in range(30)])
     url = f"/experiments/{experiment.pk}/comparison/stats/"
 
     client.force_login(MembershipFactory(role=Role.OWNER).user)  # someone else's project
@@ -105,8 +106,68 @@ def test_the_statistics_panel_shows_the_numbers_and_verdicts_to_members_only(exp
 
     client.force_login(owner.user)
     html = BeautifulSoup(client.get(url).content, "html.parser")
-    v4 = html.select_one('tr[data-variant="v4"] td.pass-rate').get_text()
-    assert v4.startswith("90% (") and v4.endswith("27/30")
-    verdict = html.select_one('li[data-pair="v3|v4"] li.pass-verdict').get_text()
-    assert verdict.startswith("Pass rate: v4 passes more often than v3: +50.0 points")
+    v4 = html.select_one(f'#variant-summary tr[data-variant-id="{new.pk}"] td.pass-rate').get_text()
+    assert v4.startswith("90% (") and v4.endswith("27/30 runs, n = 30 items")
+    verdict = html.select_one(f'li[data-pair="{old.pk}|{new.pk}"] li.pass-verdict').get_text()
+    assert verdict.startswith(f"Pass rate: {new.display} passes more often than {old.display}: +50.0 points")
     assert "once two people have rated" in html.select_one("#agreement").get_text()
+
+
+def scored_variant(experiment, name: str, verdicts: dict[str, list[bool]], *, repeats: int = 1):
+    """A variant whose runs each evaluator (by name) passes or fails item by item, every repeat alike."""
+    variant = VariantFactory(experiment=experiment, name=name)
+    evaluators = {evaluator.name: evaluator for evaluator in experiment.checks}
+    for index, item in enumerate(experiment.items):
+        for repeat in range(1, repeats + 1):
+            run = RunFactory(experiment=experiment, variant=variant, item=item, repeat=repeat, status=RunStatus.DONE)
+            for evaluator_name, passes in verdicts.items():
+                evaluator = evaluators[evaluator_name]
+                Score.objects.create(run=run, evaluator=evaluator, evaluator_version=evaluator.version, status=ScoreStatus.OK,
+                                     value=float(passes[index]), passed=passes[index])  # fmt: skip
+    return variant
+
+
+def test_evaluators_moving_in_opposite_directions_are_both_named_in_the_verdict(experiment, owner, client):
+    # Every run fails overall (it needs both), so the overall verdict sees no difference at all;
+    # per evaluator, b loses refund (100% -> 0%) and gains sorry (0% -> 100%).
+    a = scored_variant(experiment, "a", {"refund": [True] * 30, "sorry": [False] * 30})
+    b = scored_variant(experiment, "b", {"refund": [False] * 30, "sorry": [True] * 30})
+
+    result = comparison.experiment_comparison(experiment=experiment)
+    pair = result.pair(a.pk, b.pk)
+
+    assert pair.pass_verdict.startswith("no significant difference")
+    assert pair.changes == [
+        f"{b.display} is worse than {a.display} on refund: 100% → 0% (p < 0.001, Holm-adjusted for 2 comparisons)",
+        f"{b.display} is better than {a.display} on sorry: 0% → 100% (p < 0.001, Holm-adjusted for 2 comparisons)",
+    ]
+    assert pair.headline.count(" on ") == 2
+    assert result.regressions(a.pk, b.pk) == ["refund (100% → 0%, p < 0.001, Holm-adjusted for 2 comparisons)"]
+    client.force_login(owner.user)
+    html = BeautifulSoup(client.get(f"/experiments/{experiment.pk}/comparison/stats/").content, "html.parser")
+    named = [li.get_text() for li in html.select(f'li[data-pair="{a.pk}|{b.pk}"] li.check-change')]
+    assert named == pair.changes
+    refund_b = html.select_one(f'#evaluator-summary tr[data-check="refund"][data-variant-id="{b.pk}"]').get_text()
+    assert "0% (" in refund_b and "0/30" in refund_b
+
+
+def test_holm_covers_every_evaluator_and_pair_so_a_lone_small_change_is_not_called_significant(experiment):
+    # sorry: 6 of 30 items flip one way: McNemar p = 0.031 alone, but adjusted for 2 tests 0.062.
+    a = scored_variant(experiment, "a", {"refund": [True] * 30, "sorry": [True] * 30})
+    b = scored_variant(experiment, "b", {"refund": [True] * 30, "sorry": [i >= 6 for i in range(30)]})
+
+    result = comparison.experiment_comparison(experiment=experiment)
+
+    sorry = next(check for check in result.checks if check.name == "sorry")
+    assert sorry.pairs[0].passing.p_value == pytest.approx(2 * 0.5**6)
+    assert sorry.pairs[0].passing.adjusted_p == pytest.approx(min(1, 2 * 2 * 0.5**6))
+    assert not sorry.pairs[0].significant and result.pair(a.pk, b.pk).changes == []
+
+
+def test_repeats_are_averaged_per_item_so_n_is_the_items(experiment):
+    variant = scored_variant(experiment, "a", {"refund": [True] * 30, "sorry": [i < 21 for i in range(30)]}, repeats=5)
+
+    summary = comparison.experiment_comparison(experiment=experiment).variant(variant.pk).summary
+
+    assert (summary.runs, summary.graded, summary.passed, summary.items) == (150, 150, 105, 30)
+    assert summary.pass_rate == statistics.pass_rate([True] * 21 + [False] * 9)  # Wilson on 30 items, not 150 calls

@@ -88,9 +88,11 @@ def test_summarize_counts_errored_runs_apart_never_as_failures_or_zeros():
 
     summary = summarize(outcomes)
 
-    assert (summary.runs, summary.errored, summary.graded, summary.passed) == (5, 1, 3, 2)
-    assert summary.pass_rate == pass_rate([True, False, True])
-    assert summary.mean_score.estimate == pytest.approx(0.625)
+    assert (summary.runs, summary.errored, summary.graded, summary.passed, summary.items) == (5, 1, 3, 2, 2)
+    # Items are the unit: item 1 passes half its repeats, item 2 its one verdict.
+    assert summary.pass_rate.estimate == pytest.approx(0.75)
+    assert summary.pass_rate.low < 0.75 < summary.pass_rate.high
+    assert summary.mean_score.estimate == pytest.approx(0.625)  # (0.75 + 0.5) / 2
     assert summary.latency_p50 == 250 and summary.latency_p95 == pytest.approx(np.percentile([100, 300, 200, 250, 5000], 95))
     assert summary.cost_total == Decimal("0.009")
     assert summary.cost_per_item == Decimal("0.003")
@@ -101,11 +103,14 @@ def test_summarize_all_errored_and_empty():
     empty = summarize([])
 
     assert (errored.runs, errored.errored, errored.graded, errored.pass_rate, errored.mean_score) == (2, 2, 0, None, None)
-    assert (errored.latency_p50, errored.cost_total, errored.cost_per_item) == (None, Decimal(0), Decimal(0))
+    # Their costs are unknown, so the total is unknown: never shown as $0.
+    assert (errored.latency_p50, errored.cost_total, errored.cost_per_item) == (None, None, None)
+    free = summarize([RunOutcome(item=1, errored=True, cost=Decimal(0)), RunOutcome(item=2, passed=True, cost=Decimal("0.5"))])
+    assert (free.cost_total, free.cost_per_item) == (Decimal("0.5"), Decimal("0.25"))
     assert (empty.runs, empty.pass_rate, empty.cost_per_item) == (0, None, None)
 
 
-def test_items_collapse_repeats_by_majority_and_mean_and_drop_errored_runs():
+def test_items_collapse_repeats_into_their_pass_share_and_mean_and_drop_errored_runs():
     outcomes = [
         RunOutcome(item="a", passed=True, score=1.0),
         RunOutcome(item="a", passed=True, score=0.5),
@@ -115,8 +120,30 @@ def test_items_collapse_repeats_by_majority_and_mean_and_drop_errored_runs():
         RunOutcome(item="c", errored=True, passed=True, score=1.0),
     ]
 
-    assert passes_by_item(outcomes) == {"a": True, "b": False}
+    assert passes_by_item(outcomes) == {"a": pytest.approx(2 / 3), "b": 0.5}
     assert scores_by_item(outcomes) == {"a": 0.5, "b": 0.5}
+
+
+def test_repeats_are_one_cluster_so_n_is_the_items_not_the_calls():
+    # 10 items, each run 5 times with every repeat agreeing: the interval is Wilson's on 10
+    # items, exactly as wide as with one run per item, not narrowed by 50 calls.
+    once = [RunOutcome(item=i, passed=i < 7) for i in range(10)]
+    five = [RunOutcome(item=i, passed=i < 7) for i in range(10) for _ in range(5)]
+
+    assert summarize(five).pass_rate == summarize(once).pass_rate == pass_rate([True] * 7 + [False] * 3)
+    assert (summarize(five).items, summarize(five).graded) == (10, 50)
+
+
+def test_repeats_that_disagree_are_compared_as_paired_item_shares():
+    a = {i: 1.0 for i in range(12)}
+    b = {i: (0.2 if i < 10 else 1.0) for i in range(12)}  # b passes 1 repeat of 5 on 10 items
+
+    result = compare_pass(a, b)
+
+    assert (result.metric, result.n_pairs, result.a_better, result.b_better) == ("pass", 12, 10, 0)
+    assert result.difference.estimate == pytest.approx(-0.8 * 10 / 12)
+    assert result.p_value < 0.01
+    assert "passes more often" in verdict(result, "A", "B")
 
 
 def test_mcnemar_exact_p_for_discordant_10_against_2():
