@@ -108,7 +108,7 @@ def _urls_with_constant_page(experiment, user):
     variants = list(experiment.variants.order_by("pk"))
     evaluators = list(selectors.evaluators_of_experiment(experiment_id=experiment.pk))
     query = matrix.MatrixQuery()
-    page, rows = matrix.matrix_page(experiment=experiment, query=query, variants=variants, evaluators=evaluators, user=user)
+    page, rows = matrix.matrix_page(experiment=experiment, query=query, variants=variants, user=user)
     page.paginator.count  # noqa: B018 (read once, kept)
     context = {
         "experiment": experiment, "variants": variants, "evaluators": evaluators, "params": {}, "scale": "thumbs", "rate_base": f"/experiments/{experiment.pk}/runs/",

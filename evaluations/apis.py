@@ -71,28 +71,31 @@ class IntervalSerializer(serializers.Serializer):
 
 class VariantNumbersSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    name = serializers.CharField()
+    name = serializers.CharField(help_text="Prompt, frozen version and the label it came from: support-reply v3 (production at start).")
     runs = serializers.IntegerField(help_text="Runs that ran (done or failed).")
-    errored = serializers.IntegerField(help_text="Runs whose call or an evaluator errored: in no rate or mean.")
-    graded = serializers.IntegerField(help_text="Runs with a verdict from every evaluator: the pass rate's denominator.")
+    errored = serializers.IntegerField(help_text="Runs whose call or a check errored: in no rate or mean.")
+    graded = serializers.IntegerField(help_text="Runs with a verdict by the grading rule.")
     passed = serializers.IntegerField()
-    pass_rate = IntervalSerializer(allow_null=True, help_text="Share of graded runs that every evaluator passed, Wilson 95% CI.")
-    mean_score = IntervalSerializer(allow_null=True, help_text="Mean of the runs' weighted scores, bootstrap 95% CI.")
+    items = serializers.IntegerField(help_text="Items with a verdict: the n of intervals and tests (an item's repeats are averaged first).")
+    pass_rate = IntervalSerializer(allow_null=True, help_text="Over items, 95% CI: Wilson's, or a bootstrap over items with repeats.")
+    mean_score = IntervalSerializer(allow_null=True, help_text="Mean of the items' weighted scores, bootstrap 95% CI.")
     latency_p50_ms = serializers.FloatField(allow_null=True)
     latency_p95_ms = serializers.FloatField(allow_null=True)
-    cost_usd = serializers.DecimalField(max_digits=20, decimal_places=8)
+    cost_usd = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True, help_text="null when a run's cost is unknown.")
     cost_per_item_usd = serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True)
 
 
 class PairTestSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(["pass", "score"])
-    test = serializers.CharField(help_text="McNemar's exact test (pass) or the Wilcoxon signed-rank test (score).")
+    test = serializers.CharField(
+        help_text="mcnemar_exact (one verdict per item) or wilcoxon_signed_rank (scores, or items' pass shares with repeats)."
+    )
     items = serializers.IntegerField(help_text="Items both variants have a verdict for.")
     a_better = serializers.IntegerField()
     b_better = serializers.IntegerField()
     difference = IntervalSerializer(allow_null=True, help_text="b minus a (pass: share of items; score: score units), paired 95% CI.")
     p_value = serializers.FloatField(allow_null=True)
-    adjusted_p_value = serializers.FloatField(allow_null=True, help_text="Holm-adjusted, when the experiment has several pairs.")
+    adjusted_p_value = serializers.FloatField(allow_null=True, help_text="Holm-adjusted, when several tests were made.")
     effect_size = serializers.FloatField(allow_null=True, help_text="Cohen's h (pass) or rank-biserial correlation (score); b minus a.")
     items_needed = serializers.IntegerField(allow_null=True, help_text="Paired items needed to detect a change of `change`.")
     change = serializers.FloatField()
@@ -105,17 +108,32 @@ class PairSerializer(serializers.Serializer):
     scores = PairTestSerializer()
     pass_verdict = serializers.CharField(help_text="The pass-rate comparison in plain words.")
     score_verdict = serializers.CharField()
+    changes = serializers.ListField(child=serializers.CharField(), help_text="Each evaluator on which b differs significantly from a.")
+    headline = serializers.CharField(help_text="The pass verdict, then every significant change by evaluator.")
+
+
+class CheckVariantSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    graded = serializers.IntegerField()
+    passed = serializers.IntegerField()
+    errored = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    items = serializers.IntegerField()
+    pass_rate = IntervalSerializer(allow_null=True)
+    mean_value = IntervalSerializer(allow_null=True)
+
+
+class CheckPairSerializer(serializers.Serializer):
+    a = serializers.CharField()
+    b = serializers.CharField()
+    passing = PairTestSerializer(help_text="Holm-adjusted across every evaluator x pair test.")
+    significant = serializers.BooleanField()
 
 
 class EvaluatorNumbersSerializer(serializers.Serializer):
-    variant = serializers.CharField()
-    evaluator = serializers.CharField()
-    scored = serializers.IntegerField()
-    passed = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    errored = serializers.IntegerField()
-    pending = serializers.IntegerField()
-    mean_value = serializers.FloatField(allow_null=True)
+    evaluator = serializers.CharField(help_text="An attached evaluator's name, or a metric (else the kind) of items' own assertions.")
+    variants = CheckVariantSerializer(many=True)
+    pairs = CheckPairSerializer(many=True)
 
 
 class AgreementSerializer(serializers.Serializer):
@@ -129,7 +147,8 @@ class ComparisonSerializer(serializers.Serializer):
     significance = serializers.FloatField(help_text="The level at which a verdict calls a difference significant.")
     variants = VariantNumbersSerializer(many=True)
     pairs = PairSerializer(many=True, help_text="Every pair of variants on the same items.")
-    evaluators = EvaluatorNumbersSerializer(many=True, help_text="Per variant and evaluator (current versions).")
+    evaluators = EvaluatorNumbersSerializer(many=True, help_text="Per evaluator (current versions): each variant, and each pair tested.")
+    pending = serializers.IntegerField(help_text="Answered runs still being scored: not in the numbers yet.")
     agreement = AgreementSerializer(allow_null=True, help_text="Between human raters; null until two people rated.")
 
 
@@ -146,12 +165,17 @@ def _interval(interval) -> dict | None:
 
 def _pair_test(result) -> dict:
     return {
-        "metric": result.metric, "test": "mcnemar_exact" if result.metric == "pass" else "wilcoxon_signed_rank",
+        "metric": result.metric, "test": result.test,
         "items": result.n_pairs, "a_better": result.a_better, "b_better": result.b_better,
         "difference": _interval(result.difference), "p_value": _finite(result.p_value),
         "adjusted_p_value": _finite(result.adjusted_p), "effect_size": _finite(result.effect_size),
         "items_needed": result.items_needed, "change": result.change,
     }  # fmt: skip
+
+
+def _summary(summary) -> dict:
+    return {"graded": summary.graded, "passed": summary.passed, "errored": summary.errored, "items": summary.items,
+            "pass_rate": _interval(summary.pass_rate)}  # fmt: skip
 
 
 def comparison_document(experiment: Experiment) -> dict:
@@ -160,23 +184,24 @@ def comparison_document(experiment: Experiment) -> dict:
         "experiment": experiment.pk,
         "significance": comparison.ALPHA,
         "variants": [
-            {"id": v.id, "name": v.name, "runs": v.summary.runs, "errored": v.summary.errored, "graded": v.summary.graded,
-             "passed": v.summary.passed, "pass_rate": _interval(v.summary.pass_rate), "mean_score": _interval(v.summary.mean_score),
+            {"id": v.id, "name": v.name, "runs": v.summary.runs, **_summary(v.summary), "mean_score": _interval(v.summary.mean_score),
              "latency_p50_ms": _finite(v.summary.latency_p50), "latency_p95_ms": _finite(v.summary.latency_p95),
              "cost_usd": v.summary.cost_total, "cost_per_item_usd": v.summary.cost_per_item}
             for v in result.variants
         ],
         "pairs": [
             {"a": pair.a.name, "b": pair.b.name, "passing": _pair_test(pair.passing), "scores": _pair_test(pair.scores),
-             "pass_verdict": pair.pass_verdict, "score_verdict": pair.score_verdict}
+             "pass_verdict": pair.pass_verdict, "score_verdict": pair.score_verdict, "changes": pair.changes, "headline": pair.headline}
             for pair in result.pairs
         ],
         "evaluators": [
-            {"variant": row["variant_name"], "evaluator": row["evaluator_name"], "scored": row["scored_count"],
-             "passed": row["passed_count"], "failed": row["failed_count"], "errored": row["errored_count"],
-             "pending": row["pending_count"], "mean_value": _finite(row["mean_value"])}
-            for row in result.evaluators
+            {"evaluator": check.name,
+             "variants": [{"variant": n.variant.name, **_summary(n.summary), "pending": n.pending, "mean_value": _interval(n.summary.mean_score)}
+                          for n in check.variants],
+             "pairs": [{"a": p.a.name, "b": p.b.name, "passing": _pair_test(p.passing), "significant": p.significant} for p in check.pairs]}
+            for check in result.checks
         ],
+        "pending": result.pending,
         "agreement": result.agreement and {
             "alpha": _finite(result.agreement.alpha), "raters": result.agreement.raters,
             "runs_rated_twice": result.agreement.runs_rated_twice,

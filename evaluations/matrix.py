@@ -7,11 +7,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, TextField
+from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from evaluations import grading
 from evaluations.models import Evaluator, HumanRating, RatingScale, Score, ScoreStatus
-from experiments.models import DatasetItem, Experiment, Run, RunStatus, Variant
+from experiments.models import DatasetItem, Experiment, Run, Variant
 from promptlab.errors import Invalid
 
 PAGE_SIZE = 50
@@ -74,78 +75,89 @@ class Row:
     cells: list[Cell]
 
 
-def _current_scores(experiment: Experiment, evaluators: list[Evaluator]) -> QuerySet[Score]:
-    """Scores at each attached evaluator's current version."""
-    return Score.objects.filter(run__experiment=experiment, evaluator__in=evaluators, evaluator_version=F("evaluator__version"))
-
-
-def _items(experiment: Experiment, query: MatrixQuery, evaluators: list[Evaluator]) -> QuerySet[DatasetItem]:
+def _items(experiment: Experiment, query: MatrixQuery) -> QuerySet[DatasetItem] | list[int]:
+    """The items to show, in order: a query in dataset order, or, when a filter or the sort
+    needs verdicts, the ids in order. Verdicts come from the grading rule, as everywhere."""
     items = DatasetItem.objects.filter(dataset_id=experiment.dataset_id)
     runs = Run.objects.filter(experiment=experiment, item=OuterRef("pk"))
-    scores = _current_scores(experiment, evaluators)
-    not_passed = scores.filter(Q(status=ScoreStatus.ERRORED) | Q(status=ScoreStatus.OK, passed=False), run=OuterRef("pk"))
-    failing = Q(status=RunStatus.FAILED) | Q(Exists(not_passed))
-    if query.failures:
-        items = items.filter(Exists(runs.filter(failing)))
-    if query.disagree:
-        passing = Q(status=RunStatus.DONE) & ~Q(Exists(not_passed))
-        items = items.filter(Exists(runs.filter(passing)), Exists(runs.filter(failing)))
     if query.search:
         items = items.annotate(vars_text=Cast("vars", TextField())).filter(
             Q(vars_text__icontains=query.search) | Q(expected__icontains=query.search)
             | Q(Exists(runs.filter(output__icontains=query.search)))
         )  # fmt: skip
     if query.below is not None:
+        scores = Score.objects.filter(run__experiment=experiment, evaluator=query.below, evaluator_version=query.below.version)
         low = Q(value__lt=query.below.threshold) if query.below.threshold is not None else Q(passed=False)
-        items = items.filter(Exists(scores.filter(low, evaluator=query.below, status=ScoreStatus.OK, run__item=OuterRef("pk"))))
+        items = items.filter(Exists(scores.filter(low, status=ScoreStatus.OK, run__item=OuterRef("pk"))))
+    if not (query.failures or query.disagree or query.sort == "diff"):
+        return items.order_by("row")
+    verdicts = _item_verdicts(experiment)
+    if query.failures:
+        items = items.filter(pk__in=[item for item, found in verdicts.items() if found.failing])
+    if query.disagree:
+        items = items.filter(pk__in=[item for item, found in verdicts.items() if found.failing and found.passing])
+    ids = list(items.order_by("row").values_list("pk", flat=True))
     if query.sort == "diff":
-        items = items.annotate(score_a=_item_score(scores, query.a), score_b=_item_score(scores, query.b)).order_by(
-            (F("score_b") - F("score_a")).desc(nulls_last=True), "row"
-        )
-    else:
-        items = items.order_by("row")
-    return items
+        def gain(item_id):
+            found = verdicts.get(item_id)
+            a, b = (found.mean_score(query.a.pk), found.mean_score(query.b.pk)) if found else (None, None)
+            return (0, -(b - a)) if a is not None and b is not None else (1, 0)
+
+        ids.sort(key=gain)  # stable: ties keep dataset order
+    return ids
 
 
-def _item_score(scores: QuerySet[Score], variant: Variant) -> Subquery:
-    """The item's weighted mean score under the variant (over its repeats and evaluators)."""
-    weighted = (
-        scores.filter(run__item=OuterRef("pk"), run__variant=variant, status=ScoreStatus.OK)
-        .values("run__item")
-        .annotate(score=Sum(F("value") * F("evaluator__weight")) / Sum("evaluator__weight"))
-        .values("score")
-    )
-    return Subquery(weighted)
+@dataclass
+class _ItemVerdicts:
+    failing: bool = False  # some run failed, errored or did not pass
+    passing: bool = False  # some run passed
+    scores: dict = field(default_factory=lambda: defaultdict(list))  # variant id -> graded runs' scores
+
+    def mean_score(self, variant_id: int) -> float | None:
+        values = self.scores.get(variant_id)
+        return sum(values) / len(values) if values else None
 
 
-def matrix_page(*, experiment: Experiment, query: MatrixQuery, variants: list[Variant], evaluators: list[Evaluator],
-                user) -> tuple[Page, list[Row]]:  # fmt: skip
+def _item_verdicts(experiment: Experiment) -> dict[int, _ItemVerdicts]:
+    verdicts = defaultdict(_ItemVerdicts)
+    for run in grading.experiment_grades(experiment):
+        grade = run.grade
+        if grade is None or grade.pending or (grade.passed is None and not grade.errored):
+            continue
+        found = verdicts[run.item_id]
+        found.failing |= grade.errored or grade.passed is False
+        found.passing |= grade.passed is True
+        if grade.score is not None:
+            found.scores[run.variant_id].append(grade.score)
+    return verdicts
+
+
+def matrix_page(*, experiment: Experiment, query: MatrixQuery, variants: list[Variant], user) -> tuple[Page, list[Row]]:
     """One page of rows (a page past the end shows the last one)."""
-    page = Paginator(_items(experiment, query, evaluators), PAGE_SIZE).get_page(query.page)
-    return page, matrix_rows(experiment=experiment, items=list(page.object_list), variants=variants, evaluators=evaluators, user=user)
+    page = Paginator(_items(experiment, query), PAGE_SIZE).get_page(query.page)
+    items = list(page.object_list)
+    if items and not isinstance(items[0], DatasetItem):
+        by_id = DatasetItem.objects.in_bulk(items)
+        items = [by_id[pk] for pk in items]
+    return page, matrix_rows(experiment=experiment, items=items, variants=variants, user=user)
 
 
-def matrix_rows(*, experiment: Experiment, items: list[DatasetItem], variants: list[Variant], evaluators: list[Evaluator],
-                user) -> list[Row]:  # fmt: skip
-    """For each item and variant, the item's runs with their score badges (evaluator, status,
-    value, passed, reason) and ratings (count, mean, the user's own): four queries in all."""
+def matrix_rows(*, experiment: Experiment, items: list[DatasetItem], variants: list[Variant], user) -> list[Row]:
+    """For each item and variant, the item's runs with their verdict and check badges (name,
+    status, value, passed, reason) and ratings (count, mean, the user's own): a fixed number
+    of queries."""
     runs = list(
         Run.objects.filter(experiment=experiment, item__in=items, variant__in=variants).order_by("variant_id", "item_id", "repeat").only(
             "id", "variant_id", "item_id", "repeat", "status", "output", "latency_ms", "cost_usd", "error", "error_kind"
         )
     )  # fmt: skip
-    badges = defaultdict(list)
-    names = {evaluator.pk: evaluator.name for evaluator in evaluators}
-    for score in _current_scores(experiment, evaluators).filter(run__in=runs).values(
-        "run_id", "evaluator_id", "status", "value", "passed", "reason"
-    ):
-        badges[score["run_id"]].append(_badge(score, names[score["evaluator_id"]]))
+    grades = {run.run_id: run.grade for run in grading.experiment_grades(experiment, run_ids=[run.pk for run in runs])}
     ratings = defaultdict(list)
     for rating in HumanRating.objects.filter(run__in=runs).values("run_id", "user_id", "value"):
         ratings[rating["run_id"]].append(rating)
     cells = {(item.pk, variant.pk): Cell(variant) for item in items for variant in variants}
     for run in runs:
-        run.badges = sorted(badges[run.pk], key=lambda badge: badge["label"])
+        run.badges = _badges(grades.get(run.pk))
         run.rating_summary = rating_summary(ratings[run.pk], user)
         run.summary = _shorten(run.output, 140)
         run.meta = " · ".join(
@@ -157,12 +169,27 @@ def matrix_rows(*, experiment: Experiment, items: list[DatasetItem], variants: l
     return [Row(item, [cells[(item.pk, variant.pk)] for variant in variants]) for item in items]
 
 
-def _badge(score: dict, evaluator: str) -> dict:
-    """A score as the cell shows it (text prepared here: a page has hundreds of them)."""
-    if score["status"] == ScoreStatus.ERRORED:
-        return {"label": f"{evaluator} errored", "css": "errored", "reason": score["reason"]}
-    value = f" {score['value']:.2f}" if score["value"] is not None else ""
-    return {"label": f"{evaluator}{value}", "css": "pass" if score["passed"] else "fail", "reason": score["reason"]}
+def _badges(grade) -> list[dict]:
+    """The run's verdict, then each check's score, as the cell shows them (text prepared here:
+    a page has hundreds of them)."""
+    if grade is None or (not grade.checks and grade.passed is None and not grade.errored):
+        return []
+    if grade.errored:
+        verdict = {"label": "errored", "css": "errored", "reason": grade.reason}
+    elif grade.pending:
+        verdict = {"label": "scoring", "css": "pending", "reason": grade.reason}
+    else:
+        verdict = {"label": f"{'pass' if grade.passed else 'fail'} {grade.score:.2f}", "css": "pass" if grade.passed else "fail",
+                   "reason": grade.reason}  # fmt: skip
+    checks = sorted((_badge(check) for check in grade.checks if check.status != grading.PENDING), key=lambda badge: badge["label"])
+    return [verdict | {"verdict": True}, *checks]
+
+
+def _badge(check) -> dict:
+    name = check.spec.name
+    if check.status == ScoreStatus.ERRORED:
+        return {"label": f"{name} errored", "css": "errored", "reason": check.reason}
+    return {"label": f"{name} {check.value:.2f}", "css": "pass" if check.counts_as_passed else "fail", "reason": check.reason}
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -94,6 +94,7 @@ class PairResult:
     change: float
     adjusted_p: float | None = None
     comparisons: int = 1
+    test: Literal["mcnemar_exact", "wilcoxon_signed_rank"] = "mcnemar_exact"
 
     @property
     def p(self) -> float:
@@ -260,6 +261,7 @@ def compare_scores(
         effect_size=_rank_biserial(nonzero),
         items_needed=math.ceil(((z_alpha + z_power) * spread / change) ** 2 * math.pi / 3) if spread else None,
         change=change,
+        test="wilcoxon_signed_rank",
     )
 
 

@@ -188,22 +188,29 @@ def test_the_comparison_gives_each_variants_numbers_and_the_pairs_verdicts(api, 
     body = api.get(f"/api/v1/experiments/{scored.pk}/comparison/").json()
 
     expected = comparison.experiment_comparison(experiment=scored)
+    names = [variant.name for variant in expected.variants]
+    assert names[0].startswith("prod: ") and names[1].startswith("v2: ")  # Variant.display
     prod, v2 = body["variants"]
-    assert (prod["name"], prod["runs"], prod["graded"], prod["passed"], prod["errored"]) == ("prod", 20, 20, 20, 0)
-    assert (v2["name"], v2["runs"], v2["graded"], v2["passed"], v2["errored"]) == ("v2", 20, 19, 9, 1)
+    assert (prod["name"], prod["runs"], prod["graded"], prod["passed"], prod["errored"], prod["items"]) == (names[0], 20, 20, 20, 0, 20)
+    assert (v2["name"], v2["runs"], v2["graded"], v2["passed"], v2["errored"], v2["items"]) == (names[1], 20, 19, 9, 1, 19)
     assert v2["pass_rate"] == vars(expected.variants[1].summary.pass_rate)
     assert prod["latency_p50_ms"] == 110.5 and prod["cost_usd"] == "0.02000000" and prod["cost_per_item_usd"] == "0.00100000"
     [pair] = body["pairs"]
-    assert (pair["a"], pair["b"]) == ("prod", "v2")
+    assert (pair["a"], pair["b"]) == tuple(names)
     assert pair["passing"]["test"] == "mcnemar_exact" and pair["passing"]["items"] == 19 and pair["passing"]["a_better"] == 10
     assert pair["passing"]["p_value"] == pytest.approx(expected.pairs[0].passing.p_value)
     assert pair["passing"]["adjusted_p_value"] is None  # one pair: nothing to adjust
-    assert pair["pass_verdict"] == expected.pairs[0].pass_verdict and pair["pass_verdict"].startswith("prod passes more often than v2")
+    assert pair["pass_verdict"] == expected.pairs[0].pass_verdict and pair["pass_verdict"].startswith(f"{names[0]} passes more often than {names[1]}")
     assert pair["score_verdict"] == expected.pairs[0].score_verdict
-    sorry_v2 = next(row for row in body["evaluators"] if (row["variant"], row["evaluator"]) == ("v2", "sorry"))
-    assert sorry_v2 == {"variant": "v2", "evaluator": "sorry", "scored": 19, "passed": 9, "failed": 10, "errored": 1, "pending": 0,
-                        "mean_value": pytest.approx(9 / 19)}  # fmt: skip
-    assert body["agreement"] is None and body["significance"] == 0.05 and body["experiment"] == scored.pk
+    assert pair["changes"] == expected.pairs[0].changes and pair["headline"].startswith(pair["pass_verdict"])
+    sorry = next(row for row in body["evaluators"] if row["evaluator"] == "sorry")
+    sorry_v2 = sorry["variants"][1]
+    assert {key: sorry_v2[key] for key in ("variant", "graded", "passed", "errored", "pending", "items")} == {
+        "variant": names[1], "graded": 19, "passed": 9, "errored": 1, "pending": 0, "items": 19}
+    assert sorry_v2["mean_value"]["estimate"] == pytest.approx(9 / 19)
+    [sorry_pair] = sorry["pairs"]
+    assert sorry_pair["passing"]["a_better"] == 10 and sorry_pair["significant"] is True
+    assert body["agreement"] is None and body["significance"] == 0.05 and body["experiment"] == scored.pk and body["pending"] == 0
 
 
 def test_an_experiment_without_runs_compares_to_nothing(api, project):
@@ -211,7 +218,8 @@ def test_an_experiment_without_runs_compares_to_nothing(api, project):
 
     body = api.get(f"/api/v1/experiments/{experiment.pk}/comparison/").json()
 
-    assert body == {"experiment": experiment.pk, "significance": 0.05, "variants": [], "pairs": [], "evaluators": [], "agreement": None}
+    assert body == {"experiment": experiment.pk, "significance": 0.05, "variants": [], "pairs": [], "evaluators": [], "pending": 0,
+                    "agreement": None}  # fmt: skip
 
 
 def test_scores_and_comparison_answers_conform_to_the_schema(api, scored):
