@@ -182,7 +182,7 @@ class ExperimentEvaluatorAdmin(admin.ModelAdmin):
 class PromotionGateForm(forms.ModelForm):
     class Meta:
         model = PromotionGate
-        fields = ["prompt", "dataset", "evaluators", "baseline_label", "min_pass_rate", "alpha"]
+        fields = ["prompt", "dataset", "evaluators", "baseline_label", "min_pass_rate", "alpha", "no_evaluator_regression"]
 
     def clean(self):
         cleaned = super().clean()
@@ -239,7 +239,8 @@ class PromotionGateAdmin(admin.ModelAdmin):
     has_delete_permission = has_change_permission
 
     def save_model(self, request, obj, form, change):
-        fields = {field: form.cleaned_data[field] for field in ["dataset", "evaluators", "baseline_label", "min_pass_rate", "alpha"]}
+        fields = {field: form.cleaned_data[field] for field in ["dataset", "evaluators", "baseline_label", "min_pass_rate", "alpha",
+                                                                "no_evaluator_regression"]}  # fmt: skip
         saved = gates.gate_set(prompt=form.cleaned_data["prompt"], actor=request.user, **{**fields, "evaluators": list(fields["evaluators"])})
         obj.pk, obj._state.adding = saved.pk, False
 

@@ -164,3 +164,24 @@ def test_the_admin_sets_a_gate_and_ships_only_with_a_passing_gate_or_a_reason(sh
     client.post(label_url, {"label": "production", "version": 2, "override_reason": "Legal asked for the new wording"})
     assert production(prompt) == 2
     assert GateDecision.objects.get().override_reason == "Legal asked for the new wording"
+
+
+def test_a_regression_on_one_evaluator_fails_the_gate_even_when_the_overall_rate_hides_it(shop, llm_server):
+    # v1 echoes "Answer", v2 "Reply": each fails one of the two checks on every item, so the
+    # overall pass rate (every check must pass) is 0% for both and shows no regression.
+    owner, prompt, dataset = shop
+    checks = [
+        services.evaluator_create(project=owner.project, actor=owner.user, name=name, kind="contains", config={"value": value})
+        for name, value in (("says-answer", "Answer"), ("says-reply", "Reply"))
+    ]
+    gate = gates.gate_set(prompt=prompt, actor=owner.user, dataset=dataset, evaluators=checks, min_pass_rate=0.0)
+    run_gate(shop, 2)
+
+    result = gates.gate_result(prompt=prompt, version=2)
+
+    assert not result.passed
+    assert result.reason.startswith("significantly worse than the baseline on says-answer (100% → 0%, p < 0.001")
+    assert "says-reply" not in result.reason  # an improvement is no regression
+    gate.no_evaluator_regression = False
+    gate.save()
+    assert gates.gate_result(prompt=prompt, version=2).passed
