@@ -82,6 +82,7 @@ class TestSpec:
     description: str = ""
     threshold: float | None = None
     metadata: dict = field(default_factory=dict)
+    shared: int = 0  # how many of `asserts` (the first ones) are defaultTest's
     grader: object = None  # options.provider: the grading model of similar / llm-rubric
     skip: str = ""  # why the test cannot be imported, or ""
 
@@ -234,6 +235,8 @@ class _Reader:
         for index, entry in enumerate(raw if isinstance(raw, list) else [raw]):
             entry_where = f"{where}[{index}]"
             if isinstance(entry, str) and entry.startswith("file://"):
+                if _FUNCTION_SUFFIX.search(entry):
+                    raise Invalid(f"{entry_where}: {entry} is a provider written in code, which promptlab does not run.", details={"key": entry_where})  # fmt: skip
                 for path in self.paths(entry, entry_where):
                     loaded = self.data(path, entry_where)
                     entries.extend((item, f"{path}[{number}]") for number, item in enumerate(loaded if isinstance(loaded, list) else [loaded]))  # fmt: skip
@@ -245,6 +248,7 @@ class _Reader:
         for spec in specs:
             if spec.ignored:
                 self.notes.append(f"{spec.where}: not imported, no effect here: {', '.join(spec.ignored)}.")
+            self.notes.extend(spec.notes)
         return specs
 
     # --- tests ----------------------------------------------------------------------------------
@@ -390,7 +394,8 @@ class _Reader:
     def merged(self, own: TestSpec, options: dict, defaults: _Defaults) -> list[TestSpec]:
         """The test with defaultTest merged in, once per combination of its vars."""
         options = {**defaults.options, **options}
-        own.asserts = ([] if options.get("disableDefaultAsserts") else list(defaults.asserts)) + own.asserts
+        shared = [] if options.get("disableDefaultAsserts") else list(defaults.asserts)
+        own.asserts, own.shared = shared + own.asserts, len(shared)
         own.threshold = own.threshold if own.threshold is not None else defaults.threshold
         own.metadata = {**defaults.metadata, **own.metadata}
         own.grader = options.get("provider")
