@@ -14,10 +14,31 @@ is an item as export writes it: ``{"vars": {...}, "expected": "...", "metadata":
 keys are read like CSV columns, with the same mapping; its values keep their JSON types
 except the expected output, which must be a string (or null for none).
 
+Items' own assertions (promptfoo's test `assert`) and threshold:
+
+- CSV, as promptfoo reads its test files: each non-empty ``__expected`` / ``__expected<N>`` cell
+  is an assertion in promptfoo's syntax (``contains: Paris``, ``not-is-json``,
+  ``icontains-any: a,b``, ``levenshtein(3): Paris``; a plain value is ``equals``) or, when it
+  holds a JSON object with a ``kind``, one in promptlab's shape; ``__threshold`` is the item's
+  threshold (0 to 1); ``__metric`` names the metric of the row's assertions that name none;
+  ``__config:__expected<N>:threshold`` is that cell's threshold; ``__description`` and
+  ``__metadata:<key>`` (``<key>[]``: a comma-separated list) are metadata. ``__prefix``,
+  ``__suffix`` and ``__providerOutput`` change the call itself and are refused.
+- JSONL: ``assert`` (or ``assertions``, the API's name) is a list of assertions, each in
+  promptlab's shape ``{"kind", "config", "weight", "metric", "threshold", "inverted"}`` or in
+  promptfoo's ``{"type", "value", "threshold", "weight", "metric"}``; ``threshold`` a number.
+
+promptfoo's syntax is read by the reader evaluations.promptfoo registers in
+experiments.extensions (the same mapping as its suite import); every assertion is then
+normalized for the project by `extensions.item_assertions_normalize`. A model-graded
+promptfoo assertion (llm-rubric, similar) needs objects a dataset import does not create and
+is refused with the way to import it.
+
 Mapping: ``{"question": "vars.q", "answer": "expected", "source": "metadata.source",
-"notes": None}`` sends a file column to a variable, the expected output or a metadata key,
-or ignores it (None); columns it does not name follow the default rules. A column the
-mapping names must be in the file's header (CSV) or in every flat object (JSONL).
+"check": "assert", "notes": None}`` sends a file column to a variable, the expected output, a
+metadata key, an assertion cell or the threshold, or ignores it (None); columns it does not
+name follow the default rules. A column the mapping names must be in the file's header (CSV)
+or in every flat object (JSONL).
 
 Import is all or nothing and streams: the file is read a line at a time and items are saved
 in batches inside one transaction; any problem rolls all of it back, and the error lists up
@@ -27,6 +48,8 @@ to 20 problems, each with its row and line and, where it applies, its column.
 import codecs
 import csv
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -36,6 +59,7 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
+from experiments import extensions, signals
 from experiments.models import Dataset, DatasetItem, Run
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Project
@@ -53,7 +77,7 @@ MAX_PROBLEMS = 20
 BATCH_SIZE = 1000
 EXPORT_CHUNK_SIZE = 2000
 FORMATS = ("csv", "jsonl")
-TARGETS_HELP = "vars.<name>, expected, metadata.<key>, or nothing to ignore the column"
+TARGETS_HELP = "vars.<name>, expected, metadata.<key>, assert, threshold, or nothing to ignore the column"
 
 
 # --- Create and look up ----------------------------------------------------------------------
@@ -105,11 +129,15 @@ class Problem:
     line: int | None = None  # physical line of the file, 1-based
     column: str | None = None
 
-    def __str__(self):
+    @property
+    def place(self) -> str:
         place = f"row {self.row} (line {self.line})" if self.row else f"line {self.line}" if self.line else ""
         if self.column is not None:
             place = f"{place}, column {self.column!r}" if place else f"column {self.column!r}"
-        return f"{place}: {self.text}" if place else self.text
+        return place
+
+    def __str__(self):
+        return f"{self.place}: {self.text}" if self.place else self.text
 
 
 class _Stop(Exception):
@@ -131,7 +159,8 @@ class _Problems(list):
 def dataset_import(*, dataset: Dataset, actor, file, format: str, mapping: dict | None = None, replace: bool = False) -> int:
     """Add the items of a CSV or JSONL file (a binary file object), all or nothing; return how
     many were added. With `replace`, the dataset's items are replaced, numbered from 1."""
-    authorize(actor, dataset.project, Action.EDIT)
+    project = dataset.project
+    authorize(actor, project, Action.EDIT)
     if format not in FORMATS:
         raise Invalid(f"{format!r} is not a dataset format: use csv or jsonl.", details={"format": format})
     targets = _parse_mapping(mapping or {})
@@ -154,14 +183,15 @@ def dataset_import(*, dataset: Dataset, actor, file, format: str, mapping: dict 
 
     problems = _Problems()
     lines = _Lines(file)
-    items = _csv_items(lines, targets, problems) if format == "csv" else _jsonl_items(lines, targets, problems)
+    checks = _Checks(project, problems)
+    items = _csv_items(lines, targets, checks) if format == "csv" else _jsonl_items(lines, targets, checks)
     added, batch = 0, []
     try:
-        for vars, expected, metadata in items:
+        for fields in items:
             if problems:
                 continue  # nothing will be saved: only look for more problems
             row = first_row + added
-            batch.append(DatasetItem(dataset_id=dataset.pk, row=row, vars=vars, expected=expected, metadata=metadata))
+            batch.append(DatasetItem(dataset_id=dataset.pk, row=row, **fields))
             added += 1
             if len(batch) == BATCH_SIZE:
                 DatasetItem.objects.bulk_create(batch)
@@ -212,7 +242,9 @@ def _items_delete(dataset: Dataset) -> None:
         DatasetItem.objects.filter(pk__in=ids).delete()
 
 
-# Where a column goes: ("vars", name), ("expected", ""), ("metadata", key), or None (ignored).
+# Where a column goes: ("vars", name), ("expected", ""), ("metadata", key), ("metadata[]", key) (a
+# comma-separated list), ("assert", column) (an assertion cell), ("assert_threshold", the
+# __expected column), ("threshold", ""), ("metric", ""), ("refused", why), or None (ignored).
 Target = tuple[str, str] | None
 
 
@@ -221,8 +253,10 @@ def _parse_mapping(mapping: dict) -> dict[str, Target]:
     for column, target in mapping.items():
         if target is None or target == "":
             targets[column] = None
-        elif target == "expected":
-            targets[column] = ("expected", "")
+        elif target in ("expected", "threshold"):
+            targets[column] = (target, "")
+        elif target == "assert":
+            targets[column] = ("assert", column)
         elif isinstance(target, str) and target.startswith(("vars.", "metadata.", "meta.")) and target.partition(".")[2]:
             kind, _, key = target.partition(".")
             targets[column] = ("vars" if kind == "vars" else "metadata", key)
@@ -263,14 +297,41 @@ def _target(column: str, targets: dict[str, Target]) -> Target:
         return targets[column]
     if column == "expected":
         return ("expected", "")
+    if column.startswith("__"):
+        return _promptfoo_target(column)
     for prefix, kind in (("meta.", "metadata"), ("vars.", "vars")):
         if column.startswith(prefix):
             return (kind, column[len(prefix) :])
     return ("vars", column)
 
 
+_CELL_THRESHOLD = re.compile(r"__config:(__expected\d*):threshold")
+
+
+def _promptfoo_target(column: str) -> Target:
+    """promptfoo's special test-file columns, read as promptfoo reads them (its `__expected...`
+    prefix included); any other name starting with __ is a variable."""
+    if column.startswith("__expected"):
+        return ("assert", column)
+    if match := _CELL_THRESHOLD.fullmatch(column):
+        return ("assert_threshold", match.group(1))
+    if column in ("__threshold", "__metric"):
+        return (column[2:], "")
+    if column == "__description":
+        return ("metadata", "description")
+    if column.startswith("__metadata:"):
+        key = column.removeprefix("__metadata:")
+        return ("metadata[]", key[:-2]) if key.endswith("[]") else ("metadata", key)
+    if column in ("__prefix", "__suffix", "__providerOutput"):
+        return ("refused", "promptfoo changes the call with this column, which a dataset item cannot do: put the text in the "
+                           "prompt, or map the column to a variable or to nothing.")  # fmt: skip
+    if column.startswith("__config:"):
+        return ("refused", "promptlab reads only __config:__expected<N>:threshold of promptfoo's __config columns.")
+    return ("vars", column)
+
+
 def _clash(first: str, second: str, target: Target) -> str:
-    where = "the expected output" if target[0] == "expected" else f"{target[0]}.{target[1]}"
+    where = {"expected": "the expected output", "threshold": "the item's threshold"}.get(target[0], f"{target[0]}.{target[1]}")
     return f"both {first!r} and {second!r} go to {where}; map one of them elsewhere."
 
 
@@ -314,8 +375,9 @@ class _FileProblem(Exception):
         self.problem = problem
 
 
-def _csv_items(lines: _Lines, targets: dict[str, Target], problems: _Problems):
-    """Yield (vars, expected, metadata) per valid data row; record the problems of the others."""
+def _csv_items(lines: _Lines, targets: dict[str, Target], checks: "_Checks"):
+    """Yield an item's fields per valid data row; record the problems of the others."""
+    problems = checks.problems
     reader = csv.reader(lines, strict=True)
     plan = None  # [(index, column, target)] once the header is read
     header = []
@@ -355,15 +417,9 @@ def _csv_items(lines: _Lines, targets: dict[str, Target], problems: _Problems):
         elif len(fields) > len(header):
             problems.add(Problem(f"{len(fields)} fields but the header has {len(header)} columns.", row=row, line=line))
         else:
-            vars, expected, metadata = {}, "", {}
-            for index, _, (kind, key) in plan:
-                if kind == "vars":
-                    vars[key] = fields[index]
-                elif kind == "metadata":
-                    metadata[key] = fields[index]
-                else:
-                    expected = fields[index]
-            yield vars, expected, metadata
+            item = checks.item([(column, target, fields[index]) for index, column, target in plan], row=row, line=line)
+            if item is not None:
+                yield item
     if plan is None:
         problems.fatal(Problem("the file is empty."))
     if row == 0:
@@ -402,10 +458,8 @@ def _csv_plan(columns: list[str], targets: dict[str, Target], line: int, problem
         target = _target(column, targets)
         if target is None:
             continue
-        if target[0] != "expected" and not target[1]:
-            found.append(Problem("nothing follows the dot, so it names nothing.", line=line, column=column))
-        elif target in used:
-            found.append(Problem(_clash(used[target], column, target), line=line, column=column))
+        if text := _target_problem(column, target, used):
+            found.append(Problem(text, line=line, column=column))
         else:
             used[target] = column
             plan.append((index, column, target))
@@ -413,14 +467,30 @@ def _csv_plan(columns: list[str], targets: dict[str, Target], line: int, problem
         if column not in seen:
             text = f"the mapping names a column that is not in the header (columns: {', '.join(columns)})."
             found.append(Problem(text, line=line, column=column))
+    for (kind, key), column in used.items():
+        if kind == "assert_threshold" and key not in seen:
+            found.append(Problem(f"the header has no column {key} for this threshold.", line=line, column=column))
     if found:
         problems.extend(found[:MAX_PROBLEMS])
         raise _Stop
     return plan
 
 
-def _jsonl_items(lines: _Lines, targets: dict[str, Target], problems: _Problems):
-    """Yield (vars, expected, metadata) per valid line; record the problems of the others."""
+def _target_problem(column: str, target: Target, used: dict) -> str | None:
+    """Why the column (or flat JSONL key) cannot go to its target, if it cannot."""
+    kind, key = target
+    if kind == "refused":
+        return key
+    if kind in ("vars", "metadata", "metadata[]") and not key:
+        return f"nothing follows the {'colon' if column.startswith('__metadata:') else 'dot'}, so it names nothing."
+    if target in used:
+        return _clash(used[target], column, target)
+    return None
+
+
+def _jsonl_items(lines: _Lines, targets: dict[str, Target], checks: "_Checks"):
+    """Yield an item's fields per valid line; record the problems of the others."""
+    problems = checks.problems
     rows = 0
     try:
         for text in lines:
@@ -434,7 +504,7 @@ def _jsonl_items(lines: _Lines, targets: dict[str, Target], problems: _Problems)
             if not text.strip():
                 continue
             rows = _next_row(rows, line, problems)
-            item = _jsonl_item(text, line, targets, problems)
+            item = _jsonl_item(text, line, targets, checks)
             if item is not None:
                 yield item
     except _FileProblem as exc:
@@ -449,7 +519,13 @@ JSON_TYPES = {
 }  # fmt: skip
 
 
-def _jsonl_item(text: str, line: int, targets: dict[str, Target], problems: _Problems):
+STRUCTURED_KEYS = ("vars", "expected", "metadata", "assert", "assertions", "threshold", "description")
+STRUCTURED_HELP = "vars, expected, metadata, assert (or assertions), threshold and description"
+
+
+def _jsonl_item(text: str, line: int, targets: dict[str, Target], checks: "_Checks"):
+    problems = checks.problems
+
     def problem(message, column=None):
         problems.add(Problem(message, line=line, column=column))
 
@@ -467,45 +543,196 @@ def _jsonl_item(text: str, line: int, targets: dict[str, Target], problems: _Pro
         return problem(f"contains {refused}, which cannot be stored.")
 
     if "vars" in obj:
-        unknown = [key for key in obj if key not in ("vars", "expected", "metadata")]
+        # An item as export writes it, or a promptfoo test: {vars, assert, threshold, description, metadata}.
+        unknown = [key for key in obj if key not in STRUCTURED_KEYS]
         vars, expected = obj["vars"], obj.get("expected")
         metadata = {} if obj.get("metadata") is None else obj["metadata"]
         count = len(problems)
         if unknown:
-            problem(f"a line with 'vars' has only the keys vars, expected and metadata, not {', '.join(map(repr, unknown))}.")
+            problem(f"a line with 'vars' has only the keys {STRUCTURED_HELP}, not {', '.join(map(repr, unknown))}.")
         if not isinstance(vars, dict):
             problem(f"vars must be an object, not {JSON_TYPES.get(type(vars))}.", "vars")
         if not isinstance(metadata, dict):
             problem(f"metadata must be an object, not {JSON_TYPES.get(type(metadata))}.", "metadata")
+        elif obj.get("description") is not None:
+            if not isinstance(obj["description"], str) or "description" in metadata:
+                problem("description must be a string, and not also a metadata key.", "description")
+            metadata = {**metadata, "description": obj["description"]}
         if not isinstance(expected, str | None):
             problem(f"expected must be a string, not {JSON_TYPES.get(type(expected))}.", "expected")
-        return None if len(problems) > count else (vars, expected or "", metadata)
+        if "assert" in obj and "assertions" in obj:
+            problem("give the assertions as assert or as assertions, not both.", "assertions")
+        threshold = checks.threshold(obj.get("threshold"), problem, "threshold")
+        assertions = checks.entries(obj.get("assert", obj.get("assertions")), line)
+        if len(problems) > count:
+            return None
+        return {"vars": vars, "expected": expected or "", "metadata": metadata, "assertions": assertions, "threshold": threshold}
 
-    vars, expected, metadata = {}, "", {}
-    used, count = {}, len(problems)
+    values, used, count = [], {}, len(problems)
     for column, value in obj.items():
         target = _target(column, targets)
         if target is None:
             continue
-        kind, key = target
-        if kind != "expected" and not key:
-            problem("nothing follows the dot, so it names nothing.", column)
-        elif target in used:
-            problem(_clash(used[target], column, target), column)
-        elif kind == "expected" and not isinstance(value, str | None):
-            problem(f"the expected output must be a string, not {JSON_TYPES.get(type(value))}.", column)
+        if text := _target_problem(column, target, used):
+            problem(text, column)
         else:
             used[target] = column
-            if kind == "vars":
-                vars[key] = value
-            elif kind == "metadata":
-                metadata[key] = value
-            else:
-                expected = value or ""
+            values.append((column, target, value))
     for column in targets:
         if column not in obj:
             problem("missing: the mapping names this key.", column)
-    return None if len(problems) > count else (vars, expected, metadata)
+    item = checks.item(values, line=line)
+    return None if len(problems) > count else item
+
+
+def _listed(text: str) -> list[str]:
+    """promptfoo's `__metadata:<key>[]` cell: comma-separated values, `\\,` for a comma."""
+    return [part.strip().replace("\\,", ",") for part in re.split(r"(?<!\\),", text)] if text.strip() else []
+
+
+def _item_threshold(value) -> float | None:
+    """An item's threshold: none (None or blank), or a number from 0 to 1, given as a number or as text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number <= 1:  # NaN is refused too
+        raise Invalid(f"the threshold must be a number from 0 to 1, not {value!r}.", details={"threshold": value})
+    return float(number)
+
+
+class _Checks:
+    """Reads the fields of the items of one import, their assertions and threshold included:
+    promptfoo's syntax through the registered reader, then every assertion normalized for the
+    project. A problem is added to `problems` at its row, line and column."""
+
+    def __init__(self, project: Project, problems: _Problems):
+        self.project, self.problems = project, problems
+        self.reader = extensions.assertion_reader()
+
+    def item(self, values: list, *, row: int | None = None, line: int | None = None) -> dict | None:
+        """An item from its columns (CSV) or keys (a flat JSONL line): [(column, target, value)]."""
+        count = len(self.problems)
+
+        def problem(text, column=None):
+            self.problems.add(Problem(text, row=row, line=line, column=column))
+
+        fields = {"vars": {}, "expected": "", "metadata": {}, "assertions": [], "threshold": None}
+        cells, cell_thresholds, metric = [], {}, ""
+        for column, (kind, key), value in values:
+            if kind == "vars":
+                fields["vars"][key] = value
+            elif kind == "metadata":
+                fields["metadata"][key] = value
+            elif kind == "expected":
+                if isinstance(value, str | None):
+                    fields["expected"] = value or ""
+                else:
+                    problem(f"the expected output must be a string, not {JSON_TYPES.get(type(value))}.", column)
+            elif kind == "threshold":
+                fields["threshold"] = self.threshold(value, problem, column)
+            elif kind == "assert_threshold":
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                if (number := _cell_number(value)) is None:
+                    problem(f"the threshold of {key} must be a number of 0 or more, not {value!r}.", column)
+                else:
+                    cell_thresholds[key] = number
+            elif not isinstance(value, str):
+                problem(f"the value must be text, as in a CSV cell, not {JSON_TYPES.get(type(value))}.", column)
+            elif kind == "metadata[]":
+                fields["metadata"][key] = _listed(value)
+            elif kind == "metric":
+                metric = value.strip()
+            else:  # an assertion cell
+                cells.append((column, value))
+        for column, text in cells:
+            if text.strip():
+                at = Problem("", row=row, line=line, column=column)
+                fields["assertions"] += self.cell(text, at, threshold=cell_thresholds.get(column), metric=metric)
+        return None if len(self.problems) > count else fields
+
+    def threshold(self, value, problem, column: str) -> float | None:
+        try:
+            return _item_threshold(value)
+        except Invalid as exc:
+            problem(exc.message, column)
+            return None
+
+    def cell(self, text: str, at: Problem, *, threshold: float | None, metric: str) -> list[dict]:
+        """The assertion of an `__expected` cell, normalized, as a list of one (empty after a problem)."""
+        where = at.place
+        try:
+            raw = self._read_cell(text, where, threshold)
+            if metric and not raw.get("metric"):
+                raw = {**raw, "metric": metric}  # promptfoo's __metric names the row's assertions
+            return extensions.item_assertions_normalize(project=self.project, assertions=[raw], where=where)
+        except Invalid as exc:
+            # A cell holds one assertion: its place is the cell, not assert[0].
+            self.problems.add(Problem(_unplaced(exc.message, where).removeprefix("assert[0]: "), at.row, at.line, at.column))
+            return []
+
+    def _read_cell(self, text: str, where: str, threshold: float | None) -> dict:
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            try:
+                obj = json.loads(stripped, parse_constant=no_constant)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict) and "kind" in obj:  # promptlab's shape, as export writes what promptfoo's syntax cannot say
+                if threshold is not None:
+                    raise Invalid(f"{where}: a __config threshold applies to promptfoo's syntax; give a JSON assertion its own threshold.")
+                return obj
+        if self.reader is None:
+            raise Invalid(f"{where}: promptfoo's assertion syntax is not installed; write the assertion as JSON, {PROMPTLAB_SHAPE}.")
+        return self.reader.from_cell(text, where, threshold)
+
+    def entries(self, raw, line: int) -> list[dict]:
+        """A JSONL line's `assert` list, each in promptlab's shape or in promptfoo's, normalized."""
+        where = Problem("", line=line).place
+        if raw is None:
+            return []
+        try:
+            if not isinstance(raw, list):
+                raise Invalid(f"{where}: assert is a list of assertions, not {JSON_TYPES.get(type(raw), 'something else')}.")
+            found = []
+            for index, entry in enumerate(raw):
+                if isinstance(entry, dict) and "type" in entry and "kind" not in entry:
+                    if self.reader is None:
+                        raise Invalid(f"{where}: assert[{index}]: promptfoo's assertion shape is not installed; use {PROMPTLAB_SHAPE}.")
+                    entry = self.reader.from_dict(entry, f"{where}: assert[{index}]")
+                elif not isinstance(entry, dict) or "kind" not in entry:
+                    raise Invalid(f"{where}: assert[{index}]: an assertion is {PROMPTLAB_SHAPE} or promptfoo's "
+                                  '{"type": "contains", "value": "Paris"}.')  # fmt: skip
+                found.append(entry)
+            return extensions.item_assertions_normalize(project=self.project, assertions=found, where=where)
+        except Invalid as exc:
+            self.problems.add(Problem(_unplaced(exc.message, where), line=line))
+            return []
+
+
+PROMPTLAB_SHAPE = '{"kind": "contains", "config": {"value": "Paris"}}'
+
+
+def _unplaced(message: str, where: str) -> str:
+    """A check's message without the place it starts with: the problem names its place itself."""
+    return message.removeprefix(f"{where}: ")
+
+
+def _cell_number(value) -> float | None:
+    """A finite number of 0 or more, given as a number or as text; else None."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        return None
+    return float(value)
 
 
 # --- Export ----------------------------------------------------------------------------------
@@ -515,30 +742,78 @@ def dataset_export(*, dataset: Dataset, format: str, out) -> int:
     """Write the items to a text stream as CSV or JSONL, in row order; return how many.
 
     CSV columns: every variable in first-seen order (PostgreSQL's jsonb keeps an item's keys
-    shortest first, so within an item that is the database's order), expected, then
-    meta.<key> for every metadata key. A variable whose name would read back as something else is written as
-    vars.<name>. Values that are not strings are written as JSON; an item without a variable
-    gets an empty cell (JSONL keeps both exactly)."""
+    shortest first, so within an item that is the database's order), expected, the items' own
+    checks (see below), then meta.<key> for every metadata key. A variable whose name would read
+    back as something else is written as vars.<name>. Values that are not strings are written as
+    JSON; an item without a variable gets an empty cell (JSONL keeps both exactly).
+
+    Items' own checks, only when some item has them: `__expected1`..`__expected<N>` hold an
+    item's assertions in order, each in promptfoo's cell syntax when reading that cell back gives
+    the same assertion and else as a JSON object in promptlab's shape; `__metric` the metric all
+    of a row's assertions share; `__threshold` the item's threshold. JSONL writes `assert` (in
+    promptlab's shape) and `threshold` on the lines of items that have them."""
     if format not in FORMATS:
         raise Invalid(f"{format!r} is not a dataset format: use csv or jsonl.", details={"format": format})
-    items = dataset.items.order_by("row").values_list("vars", "expected", "metadata")
+    items = dataset.items.order_by("row").values_list("vars", "expected", "metadata", "assertions", "threshold")
     count = 0
     if format == "jsonl":
-        for vars, expected, metadata in items.iterator(chunk_size=EXPORT_CHUNK_SIZE):
-            out.write(json.dumps({"vars": vars, "expected": expected, "metadata": metadata}, ensure_ascii=False) + "\n")
+        for vars, expected, metadata, assertions, threshold in items.iterator(chunk_size=EXPORT_CHUNK_SIZE):
+            line = {"vars": vars, "expected": expected, "metadata": metadata}
+            if assertions:
+                line["assert"] = assertions
+            if threshold is not None:
+                line["threshold"] = threshold
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
             count += 1
         return count
 
     names, keys = {}, {}  # dicts as ordered sets
-    for vars, metadata in dataset.items.order_by("row").values_list("vars", "metadata").iterator(chunk_size=EXPORT_CHUNK_SIZE):
+    checks, metrics, thresholds = 0, False, False
+    first_pass = dataset.items.order_by("row").values_list("vars", "metadata", "assertions", "threshold")
+    for vars, metadata, assertions, threshold in first_pass.iterator(chunk_size=EXPORT_CHUNK_SIZE):
         names.update(dict.fromkeys(vars))
         keys.update(dict.fromkeys(metadata))
+        checks, metrics = max(checks, len(assertions)), metrics or bool(_shared_metric(assertions))
+        thresholds = thresholds or threshold is not None
+    cells = _Cells(dataset.project)
+    check_columns = [f"__expected{n}" for n in range(1, checks + 1)] + ["__metric"] * metrics + ["__threshold"] * thresholds
     writer = csv.writer(out)
-    writer.writerow([*map(_var_column, names), "expected", *(f"meta.{key}" for key in keys)])
-    for vars, expected, metadata in items.iterator(chunk_size=EXPORT_CHUNK_SIZE):
-        writer.writerow([*(_cell(vars, name) for name in names), expected, *(_cell(metadata, key) for key in keys)])
+    writer.writerow([*map(_var_column, names), "expected", *check_columns, *(f"meta.{key}" for key in keys)])
+    for vars, expected, metadata, assertions, threshold in items.iterator(chunk_size=EXPORT_CHUNK_SIZE):
+        metric = _shared_metric(assertions)
+        own = [cells.cell({**assertion, "metric": ""} if metric else assertion) for assertion in assertions]
+        own += [""] * (checks - len(own)) + [metric] * metrics + ([] if not thresholds else [_threshold_cell(threshold)])
+        writer.writerow([*(_cell(vars, name) for name in names), expected, *own, *(_cell(metadata, key) for key in keys)])
         count += 1
     return count
+
+
+def _shared_metric(assertions: list[dict]) -> str:
+    """The metric every one of the assertions names (written once, as promptfoo's __metric), or ''."""
+    metrics = {assertion.get("metric") or "" for assertion in assertions}
+    return metrics.pop() if len(metrics) == 1 else ""
+
+
+def _threshold_cell(threshold: float | None) -> str:
+    return "" if threshold is None else repr(threshold)
+
+
+class _Cells:
+    """Each assertion's `__expected` cell, remembered (up to a bound): datasets repeat their checks."""
+
+    REMEMBERED = 10_000
+
+    def __init__(self, project: Project):
+        self.project, self.reader, self.known = project, extensions.assertion_reader(), {}
+
+    def cell(self, assertion: dict) -> str:
+        key = json.dumps(assertion, sort_keys=True)
+        if key not in self.known:
+            if len(self.known) >= self.REMEMBERED:
+                self.known.clear()
+            cell = self.reader.to_cell(assertion, self.project) if self.reader else None
+            self.known[key] = cell if cell is not None else json.dumps(assertion, ensure_ascii=False)
+        return self.known[key]
 
 
 def _var_column(name: str) -> str:
@@ -585,3 +860,49 @@ def dataset_items_add(*, dataset: Dataset, actor, items: list) -> int:
     # ensure_ascii: a value the database cannot store reaches the import's own check as an escape.
     lines = io.BytesIO("".join(json.dumps(item) + "\n" for item in items).encode())
     return dataset_import(dataset=dataset, actor=actor, file=lines, format="jsonl")
+
+
+# --- An item's own checks ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def dataset_item_update(*, item: DatasetItem, actor, assertions, threshold) -> DatasetItem:
+    """Set an item's own assertions (promptlab's shape, normalized as an import does) and its
+    threshold, recorded in the dataset's history. After commit, `item_assertions_changed` is
+    sent, so the layer that scores runs scores the item's done runs with the new checks."""
+    dataset = item.dataset
+    authorize(actor, dataset.project, Action.EDIT)
+    where = f"Row {item.row}"
+    if refused := unstorable(assertions):
+        raise Invalid(f"{where}: the assertions contain {refused}, which cannot be stored.", details={"assertions": refused})
+    assertions = extensions.item_assertions_normalize(project=dataset.project, assertions=assertions, where=where)
+    try:
+        threshold = _item_threshold(threshold)
+    except Invalid as exc:
+        raise Invalid(f"{where}: {exc.message}", details=exc.details) from None
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)  # the history, like an import
+    item = DatasetItem.objects.select_for_update().get(pk=item.pk)
+    if (item.assertions, item.threshold) == (assertions, threshold):
+        return item
+    item.assertions, item.threshold = assertions, threshold
+    item.save(update_fields=["assertions", "threshold"])
+    dataset._history_user = actor
+    dataset._change_reason = f"Changed the assertions and threshold of row {item.row}"
+    dataset.save()
+    item_id = item.pk
+    transaction.on_commit(lambda: signals.item_assertions_changed.send(sender=DatasetItem, item_id=item_id))
+    logger.info("experiments.item_assertions_changed", dataset_id=dataset.pk, item_id=item.pk, assertions=len(assertions))
+    return item
+
+
+def assertions_from_json(text: str) -> list:
+    """The assertions a JSON text holds (the dataset page's editor); blank is none."""
+    if not text.strip():
+        return []
+    try:
+        assertions = json.loads(text, parse_constant=no_constant)
+    except ValueError as exc:
+        raise Invalid(f"The assertions are not valid JSON: {exc}.", details={"assertions": str(exc)}) from None
+    if not isinstance(assertions, list):
+        raise Invalid(f"The assertions are a JSON list such as [{PROMPTLAB_SHAPE}].", details={"assertions": "not a list"})
+    return assertions

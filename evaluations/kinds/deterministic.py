@@ -4,7 +4,9 @@ is_json, levenshtein, latency, cost) behave like its assertions of the same name
 lists the intentional differences.
 
 Every check is pass/fail (score 1 or 0) except levenshtein, whose score is the similarity
-1 - distance / longer length while the pass is decided on the distance, as in promptfoo.
+1 - distance / longer length while the pass is decided on the distance, as in promptfoo
+(with `binary`, its score is 1 or 0 as promptfoo scores it: a promptfoo import sets it, so a
+test's weighted score and threshold give promptfoo's verdict).
 """
 
 import json
@@ -365,6 +367,8 @@ def _levenshtein_config(config: dict, kind: str) -> dict:
     config = _scalar_value(config, kind)
     config.setdefault("max_distance", 5)  # promptfoo's default `threshold`
     number(config, "max_distance", kind=kind, minimum=0, integer=True)
+    if not isinstance(config.get("binary", False), bool):
+        raise Invalid(f"{kind}: 'binary' is true (score 1 or 0) or false (score the similarity), not {config['binary']!r}.")
     return config
 
 
@@ -375,7 +379,7 @@ def _levenshtein(run: RunContext, config: dict) -> Result:
     similarity = 1.0 - distance / longer if longer else 1.0
     passed = distance <= config["max_distance"]
     reason = f"Edit distance {distance} ({'within' if passed else 'more than'} the maximum of {config['max_distance']}); similarity {similarity:.3f}."  # fmt: skip
-    return Result(value=similarity, passed=passed, reason=reason)
+    return Result(value=float(passed) if config.get("binary") else similarity, passed=passed, reason=reason)
 
 
 def _ceiling(key: str, kind: str, *, minimum: float):
@@ -438,7 +442,7 @@ KINDS = {
         Check("json_schema", "The output is JSON that matches \"schema\".", _is_json, required=("schema",), optional=(), normalize=_schema_config),
         Check("word_count", "The number of words is within \"min\" and/or \"max\".", _count("words", _words), optional=("min", "max"), normalize=_bounds),
         Check("char_count", "The number of characters is within \"min\" and/or \"max\".", _count("characters", len), optional=("min", "max"), normalize=_bounds),
-        Check("levenshtein", "The edit distance to the value is at most \"max_distance\" (default 5).", _levenshtein, optional=("value", "max_distance"), normalize=_levenshtein_config),
+        Check("levenshtein", "The edit distance to the value is at most \"max_distance\" (default 5).", _levenshtein, optional=("value", "max_distance", "binary"), normalize=_levenshtein_config),
         Check("latency", "The model answered within \"max_ms\" milliseconds.", _latency, required=("max_ms",), optional=(), normalize=_ceiling("max_ms", "latency", minimum=0)),
         Check("cost", "The call cost at most \"max_usd\" dollars.", _cost, required=("max_usd",), optional=(), normalize=_ceiling("max_usd", "cost", minimum=0)),
         Check("is_refusal", "The model declined to answer (or answered nothing).", _is_refusal, optional=()),

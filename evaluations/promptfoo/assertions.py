@@ -6,14 +6,16 @@ evaluator that checks the same thing.
 | equals, contains, icontains, starts-with, regex | same name (`starts_with`) | value |
 | contains-any/-all, icontains-any/-all | `contains_any`... | value (list or comma text) |
 | is-json, contains-json | `is_json`, `contains_json` | schema from the value |
-| levenshtein | `levenshtein` | value, max_distance = threshold or 5 |
+| levenshtein | `levenshtein` | value, max_distance = threshold or 5, binary (scored 1 or 0, as promptfoo) |
 | latency, cost | `latency`, `cost` | max_ms / max_usd = threshold |
 | similar | `embedding_similarity` | value, endpoint; evaluator threshold = threshold |
 | llm-rubric | `llm_judge` | a rubric prompt; evaluator threshold = threshold |
 
 `not-` is the evaluator's `inverted`; `weight` its weight (0: it always passes, as in promptfoo);
-`metric` is kept with each test. Any other type, or an option that runs code (transform,
-rubricPrompt...), is Unsupported with the reason, and the importer lists it as skipped.
+`metric` the metric it reports under. Each check scores as promptfoo scores the assertion, so a
+test's weighted score and threshold give promptfoo's verdict. Any other type, or an option that
+runs code (transform, rubricPrompt...), is Unsupported with the reason, and the importer lists
+it as skipped.
 """
 
 import json
@@ -108,8 +110,14 @@ class Mapped:
     threshold: float | None = None
     inverted: bool = False
     weight: float = 1.0
+    metric: str = ""
     grader_use: str | None = None
     rubric: str | None = None
+
+    def item_assertion(self) -> dict:
+        """The check as a dataset item's own assertion (experiments.models.DatasetItem.assertions)."""
+        return {"kind": self.kind, "config": self.config, "weight": self.weight, "metric": self.metric,
+                "threshold": self.threshold, "inverted": self.inverted}  # fmt: skip
 
 
 def _number(value, where: str, key: str, *, minimum: float | None = None) -> float | None:
@@ -184,7 +192,7 @@ def evaluator_for(assertion: Assertion) -> Mapped:
         option = assertion.options[0]
         raise Unsupported(f"its {option} option is not supported ({UNSUPPORTED_OPTIONS[option]})")
     base, value = assertion.base, assertion.value
-    common = {"inverted": assertion.inverted, "weight": float(assertion.weight)}
+    common = {"inverted": assertion.inverted, "weight": float(assertion.weight), "metric": assertion.metric or ""}
     if assertion.weight == 0 and not assertion.inverted:
         # promptfoo passes an assertion of weight 0 whatever it finds: a threshold of 0 does too.
         common["threshold"] = 0.0
@@ -198,7 +206,7 @@ def evaluator_for(assertion: Assertion) -> Mapped:
         if not isinstance(value, str) or not value:
             raise Unsupported("levenshtein needs a text value")
         # promptfoo's `threshold || 5`: a missing or 0 threshold is 5; distances are whole numbers.
-        return Mapped("levenshtein", {"value": value, "max_distance": math.floor(assertion.threshold or 5)}, **common)
+        return Mapped("levenshtein", {"value": value, "max_distance": math.floor(assertion.threshold or 5), "binary": True}, **common)
     if base in ("latency", "cost"):
         if assertion.threshold is None:
             raise Unsupported(f"without a threshold promptfoo only records the {base} as a metric")

@@ -1,16 +1,22 @@
 """Importing a promptfoo suite: prompts (one version each), model endpoints (reused when the
 catalog has a matching one), a dataset (one item per test and combination of its vars),
-evaluators for its assertions and a draft experiment of every prompt x provider, all in one
-transaction, with a report of everything created and everything skipped.
+evaluators for its shared assertions and a draft experiment of every prompt x provider, all in
+one transaction, with a report of everything created and everything skipped.
 
-How assertions become evaluators: one evaluator per distinct assertion (kind, config,
-threshold, not-, weight), so a suite's `contains: Paris` used by three tests is one evaluator.
-An item records which evaluators are its own (metadata["promptfoo"]["asserts"], with each
-assertion's weight and metric, and the test's threshold), and results.py grades a test only
-by those, as promptfoo does. When every test has an assertion of the same shape with a
-different text value (the usual `__expected` column), that assertion is one evaluator without a
-value and each item carries its value as its expected output, so every evaluator applies to
-every item and the comparison page agrees with promptfoo.
+Where assertions go, so that promptlab grades each test as promptfoo does (evaluations.grading,
+the one rule: every check passes, or the weighted score reaches the test's threshold):
+
+- each test's own `assert` become its dataset item's assertions, and its `threshold` the
+  item's threshold: a test is graded by its own assertions only;
+- `defaultTest.assert`, which apply to every test, become evaluators attached to the
+  experiment (one per distinct assertion), as they apply to every item. When some test sets
+  `options.disableDefaultAsserts` or grades them with a model of its own, they cannot apply to
+  every item alike, and each item carries them as its own instead (the report says so).
+
+Model-graded assertions (llm-rubric, similar) get their rubric prompt and grading endpoint
+here, named in the check's config. Each item keeps in metadata["promptfoo"] what the export
+(results.py) shows of it: the test's place and description and each assertion as promptfoo
+writes it, those it skipped included.
 """
 
 import json
@@ -44,8 +50,6 @@ from prompts import services as prompt_services
 logger = structlog.get_logger(__name__)
 
 MAX_SUITE_NAME = 40
-# Kinds that take the item's expected output when their config has no value.
-VALUE_FROM_EXPECTED = {"equals", "contains", "icontains", "starts_with", "regex", "levenshtein", "embedding_similarity"}
 RUBRIC_SYSTEM = (
     "You grade an answer against a rubric. The answer is in <Output> and the rubric in <Rubric>. The answer passes "
     "when what the rubric says is true of it. Reply with JSON only: {\"score\": a number from 0 (the rubric is not met "
@@ -64,8 +68,8 @@ class ImportReport:
     prompts: list[tuple[str, str]] = field(default_factory=list)  # (name, where it came from)
     endpoints: list[tuple[str, str, bool, str]] = field(default_factory=list)  # (name, model at base, created, provider)
     dataset: str = ""
-    items: list[tuple[int, str, str]] = field(default_factory=list)  # (row, test, description)
-    evaluators: list[tuple[str, str, str]] = field(default_factory=list)  # (name, kind, assertion)
+    items: list[tuple[int, str, str, list[str]]] = field(default_factory=list)  # (row, test, description, its own assertions)
+    evaluators: list[tuple[str, str, str]] = field(default_factory=list)  # (name, kind, assertion): defaultTest's, on every item
     skipped_items: list[tuple[str, str]] = field(default_factory=list)  # (test, reason)
     skipped_asserts: list[tuple[str, str, str]] = field(default_factory=list)  # (where, assertion, reason)
     notes: list[str] = field(default_factory=list)
@@ -79,8 +83,9 @@ class ImportReport:
         out += [f"Model endpoint {'created' if created else 'reused'}: {name} ({model}) for {provider}"
                 for name, model, created, provider in self.endpoints]  # fmt: skip
         out += [f"Dataset created: {self.dataset} with {len(self.items)} item{'s' * (len(self.items) != 1)}"]
-        out += [f"  item row {row}: {where}{' — ' + description if description else ''}" for row, where, description in self.items]
-        out += [f"Evaluator created: {name} ({kind}) for {assertion}" for name, kind, assertion in self.evaluators]
+        out += [f"  item row {row}: {where}{' — ' + description if description else ''}{' — asserts ' + '; '.join(asserts) if asserts else ''}"
+                for row, where, description, asserts in self.items]  # fmt: skip
+        out += [f"Evaluator created (every item): {name} ({kind}) for {assertion}" for name, kind, assertion in self.evaluators]
         out += [f"Skipped test: {where}: {reason}" for where, reason in self.skipped_items]
         out += [f"Skipped assertion: {where}: {assertion}: {reason}" for where, assertion, reason in self.skipped_asserts]
         out += [f"Note: {note}" for note in self.notes]
@@ -90,12 +95,11 @@ class ImportReport:
 
 @dataclass
 class _Check:
-    """One assertion of one test on its way to an evaluator."""
+    """One assertion of one test on its way to a check: an item's assertion or an evaluator."""
 
     assertion: Assertion
     mapped: Mapped | None = None
-    key: str = ""  # the final evaluator's identity
-    expected: str | None = None  # the value the item carries instead, for the expected slot
+    key: str = ""  # what the check does: equal keys are the same check
 
 
 @transaction.atomic
@@ -121,14 +125,18 @@ def promptfoo_suite_import(*, project: Project, actor, files: SuiteFiles, name: 
     rubrics = _Rubrics(project=project, actor=actor, suite_name=suite_name, report=report, config_name=suite.config_name)
     _finalize(checks, graders, endpoints, rubrics, project, report)
     tests, checks = _checked(tests, checks, report, suite.config_name)  # some evaluators may have been refused
-    _choose_expected_slot(checks)
-    evaluators = _evaluators_create(project, actor, suite_name, suite.config_name, checks, report)
+    shared = _shared(tests, checks, report)
+    evaluators = _evaluators_create(project, actor, suite_name, suite.config_name, checks[0][:shared], report)
 
     dataset = datasets.dataset_create(project=project, actor=actor, name=suite_name, description=_dataset_description(suite))
-    items = [_item(test, test_checks, evaluators) for test, test_checks in zip(tests, checks, strict=True)]
+    # dataset_items_add normalizes the assertions (experiments.extensions.item_assertions_normalize).
+    items = [_item(test, test_checks[shared:], test_checks[:shared], evaluators) for test, test_checks in zip(tests, checks, strict=True)]
     datasets.dataset_items_add(dataset=dataset, actor=actor, items=items)
     report.dataset = dataset.name
-    report.items = [(row, test.where, test.description) for row, test in enumerate(tests, start=1)]
+    report.items = [
+        (row, test.where, test.description, [check.assertion.label() for check in test_checks[shared:] if check.mapped])
+        for row, (test, test_checks) in enumerate(zip(tests, checks, strict=True), start=1)
+    ]  # fmt: skip
 
     variants = _variants(suite, prompts, endpoints)
     experiment = experiment_services.experiment_create(
@@ -139,7 +147,7 @@ def promptfoo_suite_import(*, project: Project, actor, files: SuiteFiles, name: 
     report.experiment_id, report.experiment_name = experiment.pk, experiment.name
     report.variants = [variant["name"] for variant in variants]
     logger.info("evaluations.promptfoo_imported", project_id=project.pk, suite=suite_name, experiment_id=experiment.pk,
-                items=len(tests), evaluators=len(report.evaluators))  # fmt: skip
+                items=len(tests), evaluators=len(report.evaluators), item_assertions=sum(len(item["assertions"]) for item in items))  # fmt: skip
     return report
 
 
@@ -374,12 +382,12 @@ def rubric_template(rubric: str) -> str:
     return text
 
 
-# --- Evaluators --------------------------------------------------------------------------------------
+# --- Checks: items' assertions and evaluators ----------------------------------------------------------
 
 
 def _finalize(checks, graders, endpoints: _Endpoints, rubrics: _Rubrics, project, report: ImportReport) -> None:
-    """Give model-graded checks their endpoint and rubric, then check every distinct evaluator
-    as it would be saved: a check whose evaluator would be refused is skipped with the reason."""
+    """Give model-graded checks their endpoint and rubric, then check every distinct one as it
+    would be saved: a check that would be refused is skipped with the reason."""
     verdicts: dict[str, str | None] = {}
     for test_index, test_checks in enumerate(checks):
         for check_index, check in enumerate(test_checks):
@@ -416,70 +424,67 @@ def _key(mapped: Mapped) -> str:
     return json.dumps([mapped.kind, mapped.config, mapped.threshold, mapped.inverted, mapped.weight], sort_keys=True, default=str)
 
 
-def _slots(test_checks: list[_Check]) -> dict[str, _Check]:
-    """A test's checks by slot: their evaluator without its value, and which of its kind it is."""
-    slots, seen = {}, defaultdict(int)
-    for check in test_checks:
-        if check.mapped is None or check.mapped.kind not in VALUE_FROM_EXPECTED:
-            continue
-        shape = _key(replace(check.mapped, config={k: v for k, v in check.mapped.config.items() if k != "value"}))
-        seen[shape] += 1
-        slots[f"{shape}#{seen[shape]}"] = check
-    return slots
+def _shared(tests: list[TestSpec], checks: list[list[_Check]], report: ImportReport) -> int:
+    """How many leading checks of each test are defaultTest's and become evaluators attached to
+    the experiment: all of them when every test has them, each the same check (the same grading
+    model too) and none twice; else 0, and each item carries them as its own."""
+    counts = {test.shared for test in tests}
+    if counts == {0}:
+        return 0
+    count = max(counts)
+    keys = [check.key for check in checks[0][:count]]
+    if len(counts) == 1 and all([check.key for check in mine[:count]] == keys for mine in checks):
+        mapped = [key for key in keys if key]
+        if len(set(mapped)) == len(mapped):
+            return count
+    report.notes.append(
+        "defaultTest's assertions are checked as each test's own: some tests leave them out (options.disableDefaultAsserts), "
+        "grade them with another model, or list one twice, so they cannot be evaluators of every item alike."
+    )
+    return 0
 
 
-def _choose_expected_slot(checks: list[list[_Check]]) -> None:
-    """When every test has an assertion of the same shape with a different plain text value,
-    make it one evaluator without a value and let each item carry its value as expected output."""
-    by_test = [_slots(test_checks) for test_checks in checks]
-    for slot in by_test[0]:
-        found = [slots.get(slot) for slots in by_test]
-        values = [check and check.mapped.config.get("value") for check in found]
-        plain = all(isinstance(value, str) and value and not any(marker in value for marker in _TEMPLATE_MARKERS) for value in values)
-        if plain and len(set(values)) > 1:
-            for check, value in zip(found, values, strict=True):
-                check.mapped = replace(check.mapped, config={k: v for k, v in check.mapped.config.items() if k != "value"})
-                check.key, check.expected = _key(check.mapped), value
-            return
-
-
-def _evaluators_create(project, actor, suite_name: str, config_name: str, checks, report: ImportReport) -> dict[str, Evaluator]:
-    """One evaluator per distinct check, named <suite>-<type>-<n>."""
-    uses: dict[str, list[_Check]] = defaultdict(list)
-    for test_checks in checks:
-        for check in test_checks:
-            if check.mapped is not None:
-                uses[check.key].append(check)
+def _evaluators_create(project, actor, suite_name: str, config_name: str, shared: list[_Check], report: ImportReport) -> dict[str, Evaluator]:  # fmt: skip
+    """An evaluator for each of defaultTest's checks, named <suite>-<type>-<n>."""
     created, numbers = {}, defaultdict(int)
-    for key, found in uses.items():
-        first = found[0]
-        base = slugify(first.assertion.base) or "check"
+    for check in shared:
+        if check.mapped is None:
+            continue
+        base = slugify(check.assertion.base) or "check"
         numbers[base] += 1
-        label = f"{first.assertion.type} with each test's expected output" if first.expected is not None else first.assertion.label()
-        description = f"From the promptfoo suite {suite_name}: {label} (in {len(found)} test{'s' * (len(found) != 1)})."
-        mapped = first.mapped
-        created[key] = evaluation_services.evaluator_create(
+        mapped, label = check.mapped, check.assertion.label()
+        created[check.key] = evaluation_services.evaluator_create(
             project=project, actor=actor, name=f"{suite_name}-{base}-{numbers[base]}", kind=mapped.kind, message=f"Imported from {config_name}",
-            description=description, config=mapped.config, weight=mapped.weight, threshold=mapped.threshold, inverted=mapped.inverted,
+            description=f"From the promptfoo suite {suite_name}: {label} (defaultTest: every test).", config=mapped.config,
+            weight=mapped.weight, threshold=mapped.threshold, inverted=mapped.inverted,
         )  # fmt: skip
-        report.evaluators.append((created[key].name, mapped.kind, label))
+        report.evaluators.append((created[check.key].name, mapped.kind, label))
     return created
 
 
 # --- Dataset and experiment ----------------------------------------------------------------------
 
 
-def _item(test: TestSpec, test_checks: list[_Check], evaluators: dict[str, Evaluator]) -> dict:
-    """The dataset item of a test: its vars, the expected slot's value, its metadata and what
-    results.py needs to grade it as promptfoo would."""
+def _item(test: TestSpec, own: list[_Check], shared: list[_Check], evaluators: dict[str, Evaluator]) -> dict:
+    """The dataset item of a test: its vars, its own assertions and threshold, and what the export
+    shows of it (metadata["promptfoo"]): each assertion as promptfoo writes it, in the item's
+    order, and defaultTest's by evaluator name."""
+    graded = [check for check in own if check.mapped is not None]
     record = {
-        "test": test.where, "description": test.description, "threshold": test.threshold,
-        "asserts": [{"evaluator": evaluators[check.key].name, "assertion": check.assertion.as_promptfoo(), "weight": check.assertion.weight,
-                     "metric": check.assertion.metric} for check in test_checks if check.mapped is not None],
-        "skipped": [check.assertion.as_promptfoo() for check in test_checks if check.mapped is None],
+        "test": test.where, "description": test.description,
+        "asserts": [check.assertion.as_promptfoo() for check in graded],
+        "defaults": {evaluators[check.key].name: check.assertion.as_promptfoo() for check in shared if check.mapped is not None},
+        "skipped": [check.assertion.as_promptfoo() for check in [*shared, *own] if check.mapped is None],
     }  # fmt: skip
-    expected = next((check.expected for check in test_checks if check.expected is not None), "")
-    return {"vars": test.vars, "expected": expected, "metadata": {**test.metadata, "promptfoo": record}}
+    return {
+        "vars": test.vars, "expected": _expected(graded), "metadata": {**test.metadata, "promptfoo": record},
+        "assertions": [check.mapped.item_assertion() for check in graded], "threshold": test.threshold,
+    }  # fmt: skip
+
+
+def _expected(graded: list[_Check]) -> str:
+    """The answer the test expects, shown beside the item: the text of its first `equals`."""
+    return next((check.assertion.value for check in graded if check.assertion.type == "equals" and isinstance(check.assertion.value, str)), "")  # fmt: skip
 
 
 def _dataset_description(suite: Suite) -> str:

@@ -1,20 +1,23 @@
-"""An experiment's results as promptfoo reports them, from the runs and their scores (nothing
+"""An experiment's results as promptfoo reports them, from the runs and their grades (nothing
 is called or scored here).
 
-A test (one run) is graded by its own assertions only: the evaluators its dataset item lists in
-metadata["promptfoo"]["asserts"] (an item without that list, from a suite not imported from
-promptfoo, is graded by every enabled evaluator of the experiment). As in promptfoo:
+Each run is graded by evaluations.grading, the rule every page, API and gate uses: its checks
+are the experiment's evaluators and its item's own assertions; it passes when every check
+passes, or, when the item has a threshold, when the weighted score reaches it. A promptfoo
+import puts each test's assertions on its item and defaultTest's on the experiment, with each
+check scoring as promptfoo scores it, so that grade is promptfoo's. This module only presents
+it in promptfoo's terms:
 
-- each assertion has a score (levenshtein's is 1 or 0, similar's the similarity, llm-rubric's
-  the judge's score, the others 1 or 0) and passes or fails; one of weight 0 always passes;
-- the test's score is the weighted mean of its assertions' scores (0 when the weights sum to 0,
-  1 with no assertions);
-- the test passes when every assertion passes, or, when the test has a threshold, when its
-  score is at least the threshold;
-- named scores: per metric, the weighted mean of the scores of the assertions tagged with it.
+- componentResults: each check's pass (one of weight 0 always passes), score and reason, with
+  its assertion as promptfoo writes it (kept by the import in the item's metadata["promptfoo"];
+  a check not from promptfoo is shown by its kind);
+- namedScores: per metric, the weighted mean of the scores of the checks tagged with it (an
+  attached evaluator not from promptfoo reports under its own name);
+- failureReason: SUCCESS, ASSERT_FAILURE, or ERROR for a run whose call failed or one of whose
+  checks errored (neither a pass nor a failure).
 
-A run whose call failed, or one of whose scores errored, is an error (promptfoo's failureReason
-2), neither a pass nor a failure.
+An experiment with nothing to grade its runs has no verdicts in promptlab; promptfoo passes a
+test without assertions with score 1, and the export says so.
 """
 
 import json
@@ -23,19 +26,19 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from evaluations import grading
 from evaluations import selectors as evaluation_selectors
 from experiments.models import Experiment, Run, RunStatus
 from prompts import selectors as prompt_selectors
 from promptlab.errors import Invalid
 
 SUCCESS, ASSERT_FAILURE, ERROR = 0, 1, 2  # promptfoo's ResultFailureReason
-BINARY_SCORE_KINDS = {"levenshtein"}  # promptfoo scores these 1 or 0 where promptlab keeps a similarity
 UNFINISHED = {RunStatus.PENDING, RunStatus.RUNNING}
 
 
 @dataclass(frozen=True)
 class Component:
-    """One assertion's result on one run."""
+    """One check's result on one run, as promptfoo reports an assertion's."""
 
     passed: bool
     score: float
@@ -43,13 +46,11 @@ class Component:
     assertion: dict
     weight: float = 1.0
     metric: str | None = None
-    errored: bool = False
-    scored: bool = True
 
 
 @dataclass
 class Verdict:
-    """promptfoo's verdict on one run (one test on one prompt x provider)."""
+    """The grade of one run (one test on one prompt x provider), in promptfoo's terms."""
 
     run: Run
     passed: bool = False
@@ -59,73 +60,81 @@ class Verdict:
     error: str = ""
     components: list[Component] = field(default_factory=list)
     named_scores: dict = field(default_factory=dict)
-    complete: bool = True  # False while the run or one of its scores is still to come
+    complete: bool = True  # False while the run or one of its checks is still to come
 
     @property
     def record(self) -> dict:
         return (self.run.item.metadata or {}).get("promptfoo") or {}
 
 
-def grade_test(components: list[Component], threshold: float | None) -> tuple[bool, float, str, dict]:
-    """(passed, score, reason, named scores) of a test from its assertions, as promptfoo's
-    AssertionsResult computes them."""
-    if not components:
-        return True, 1.0, "No assertions", {}
-    total_weight = sum(component.weight for component in components)
-    score = sum(component.score * component.weight for component in components) / total_weight if total_weight > 0 else 0.0
-    failed = [component for component in components if not component.passed]
-    passed, reason = not failed, failed[-1].reason if failed else "All assertions passed"
-    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
-        passed = score >= threshold
-        reason = f"Aggregate score {score:.2f} {'≥' if passed else '<'} {threshold:g} threshold"
+def experiment_verdicts(*, experiment: Experiment) -> list[Verdict]:
+    """Every run's grade in promptfoo's terms, in item, variant and repeat order."""
+    grades = {graded.run_id: graded.grade for graded in grading.experiment_grades(experiment)}
+    kinds = dict(evaluation_selectors.evaluators_of_experiment(experiment_id=experiment.pk).values_list("name", "kind"))
+    runs = experiment.runs.select_related("item", "variant__prompt", "variant__endpoint").order_by("item__row", "variant_id", "repeat")
+    verdicts = []
+    for run in runs:
+        verdict, grade = Verdict(run=run), grades.get(run.pk)
+        verdicts.append(verdict)
+        if run.status in UNFINISHED:
+            verdict.complete, verdict.error = False, f"The run is {run.status}."
+            continue
+        if grade is None:
+            verdict.error = run.error or f"The run was not made ({run.status})."
+            continue
+        verdict.components = _components(grade.checks, verdict.record, kinds)
+        verdict.named_scores = _named_scores(verdict.components)
+        if grade.errored or grade.pending:
+            verdict.complete = not grade.pending
+            verdict.error = run.error if run.status == RunStatus.FAILED and run.error else grade.reason
+        elif grade.passed is None:  # nothing grades the experiment's runs
+            verdict.passed, verdict.score, verdict.reason, verdict.failure_reason = True, 1.0, "No assertions", SUCCESS
+        else:
+            verdict.passed, verdict.score, verdict.reason = grade.passed, grade.score, grade.reason
+            verdict.failure_reason = SUCCESS if grade.passed else ASSERT_FAILURE
+    return verdicts
+
+
+def _components(checks, record: dict, kinds: dict[str, str]) -> list[Component]:
+    """The grade's checks as promptfoo's componentResults: defaultTest's (the experiment's
+    evaluators), then the item's own, each with its assertion as promptfoo writes it."""
+    own = [check.spec.assertion for check in checks if check.spec.assertion is not None]
+    forms = record.get("asserts") or []
+    if len(forms) != len(own):  # not imported from promptfoo, or the item's assertions changed since
+        forms = [_shown(assertion["kind"], assertion.get("metric")) for assertion in own]
+    forms, defaults = iter(forms), record.get("defaults") or {}
+    components = []
+    for check in checks:
+        spec = check.spec
+        if spec.assertion is not None:
+            assertion, metric = next(forms), spec.assertion.get("metric") or None
+        elif spec.name in defaults:
+            assertion = defaults[spec.name]
+            metric = assertion.get("metric")
+        else:  # an evaluator not from promptfoo reports under its name
+            assertion, metric = _shown(kinds.get(spec.name, ""), spec.name), spec.name
+        if check.status == grading.PENDING:
+            score, reason = 0.0, "Not scored yet."
+        elif check.value is None:
+            score, reason = 0.0, f"Could not be scored: {check.reason}"
+        else:
+            score, reason = check.value, check.reason
+        components.append(Component(check.counts_as_passed, score, reason, assertion, spec.weight, metric))
+    return components
+
+
+def _shown(kind: str, metric: str | None) -> dict:
+    return {"type": kind, **({"metric": metric} if metric else {})}
+
+
+def _named_scores(components: list[Component]) -> dict:
+    """promptfoo's namedScores: per metric, the weighted mean of its components' scores."""
     sums, weights = defaultdict(float), defaultdict(float)
     for component in components:
         if component.metric:
             sums[component.metric] += component.score * component.weight
             weights[component.metric] += component.weight
-    named = {metric: sums[metric] / weights[metric] if weights[metric] > 0 else 0.0 for metric in sums}
-    return passed, score, reason, named
-
-
-def _component(entry: dict, row: dict | None, kind: str) -> Component:
-    weight, assertion, metric = float(entry.get("weight", 1)), entry.get("assertion") or {}, entry.get("metric")
-    if row is None:
-        return Component(False, 0.0, "Not scored yet.", assertion, weight, metric, errored=True, scored=False)
-    if row["errored"]:
-        return Component(False, 0.0, f"Could not be scored: {row['reason']}", assertion, weight, metric, errored=True)
-    score = (1.0 if row["passed"] else 0.0) if kind in BINARY_SCORE_KINDS else float(row["value"])
-    return Component(bool(row["passed"]) or weight == 0, score, row["reason"], assertion, weight, metric)
-
-
-def experiment_verdicts(*, experiment: Experiment) -> list[Verdict]:
-    """promptfoo's verdict on every run of the experiment, in item, variant and repeat order."""
-    enabled = list(evaluation_selectors.evaluators_of_experiment(experiment_id=experiment.pk))
-    kinds = dict(evaluation_selectors.evaluator_list(project=experiment.project).values_list("name", "kind"))
-    scores = {(row["run_id"], row["evaluator_name"]): row for row in evaluation_selectors.experiment_score_rows(experiment=experiment)}
-    runs = experiment.runs.select_related("item", "variant__prompt", "variant__endpoint").order_by("item__row", "variant_id", "repeat")
-    verdicts = []
-    for run in runs:
-        verdict = Verdict(run=run)
-        verdicts.append(verdict)
-        if run.status in UNFINISHED:
-            verdict.complete, verdict.error = False, f"The run is {run.status}."
-            continue
-        if run.status != RunStatus.DONE:
-            verdict.error = run.error or f"The run was not made ({run.status})."
-            continue
-        record = verdict.record
-        entries = record.get("asserts")
-        if entries is None:  # not imported from promptfoo: every evaluator is the test's
-            entries = [{"evaluator": e.name, "assertion": {"type": e.kind, "metric": e.name}, "weight": e.weight, "metric": e.name} for e in enabled]  # fmt: skip
-        verdict.components = [_component(entry, scores.get((run.pk, entry["evaluator"])), kinds.get(entry["evaluator"], "")) for entry in entries]  # fmt: skip
-        verdict.passed, verdict.score, verdict.reason, verdict.named_scores = grade_test(verdict.components, record.get("threshold"))
-        verdict.complete = all(component.scored for component in verdict.components)
-        errors = [component.reason for component in verdict.components if component.errored]
-        if errors:
-            verdict.passed, verdict.score, verdict.error = False, 0.0, " ".join(errors)
-        else:
-            verdict.failure_reason = SUCCESS if verdict.passed else ASSERT_FAILURE
-    return verdicts
+    return {metric: sums[metric] / weights[metric] if weights[metric] > 0 else 0.0 for metric in sums}
 
 
 # --- promptfoo's JSON output --------------------------------------------------------------------
@@ -155,7 +164,7 @@ def _sent(run: Run) -> str:
 def _result(verdict: Verdict, prompt_index: int) -> dict:
     run, record = verdict.run, verdict.record
     metadata = {key: value for key, value in (run.item.metadata or {}).items() if key != "promptfoo"}
-    own = [component.assertion for component in verdict.components]
+    asserts = [component.assertion for component in verdict.components]
     grading = None
     if run.status == RunStatus.DONE:
         grading = {
@@ -169,8 +178,8 @@ def _result(verdict: Verdict, prompt_index: int) -> dict:
     cost = float(run.cost_usd) if run.cost_usd is not None else 0.0
     return {
         "id": f"run-{run.pk}", "description": record.get("description") or None, "promptIdx": prompt_index, "testIdx": run.item.row - 1,
-        "testCase": {"description": record.get("description") or None, "vars": run.item.vars, "assert": own + record.get("skipped", []),
-                     "threshold": record.get("threshold"), "metadata": metadata},
+        "testCase": {"description": record.get("description") or None, "vars": run.item.vars, "assert": asserts + record.get("skipped", []),
+                     "threshold": run.item.threshold, "metadata": metadata},
         "promptId": f"{run.variant.prompt.name}@v{run.variant.version}",
         "provider": {"id": provider_id(run.variant.endpoint), "label": run.variant.name},
         "prompt": {"raw": _sent(run), "label": run.variant.prompt.name},

@@ -1,6 +1,6 @@
 """In Chromium: from the projects page to a new dataset, import a CSV with a column mapping,
 page through the items with htmx (the address bar follows), and see a bad file's problems
-by row with nothing imported."""
+by row with nothing imported; change an item's own checks in place."""
 
 import os
 
@@ -71,3 +71,40 @@ def test_create_a_dataset_import_a_csv_with_a_mapping_and_page_through_it(page, 
     assert dataset.description == "Common questions" and dataset.items.count() == 60
     item = dataset.items.get(row=60)
     assert (item.vars, item.expected, item.metadata) == ({"q": "Question 60?"}, "Answer 60", {"source": "web"})
+
+
+def test_an_editor_changes_an_items_checks_in_place(page):
+    editor = MembershipFactory(role=Role.EDITOR, user__email="pm@example.com")
+    dataset = Dataset.objects.create(project=editor.project, name="capitals")
+    dataset.items.create(row=1, vars={"q": "Capital of France?"}, assertions=[
+        {"kind": "contains", "config": {"value": "Paris"}, "weight": 1.0, "metric": "", "threshold": None, "inverted": False},
+    ])  # fmt: skip
+    dataset.items.create(row=2, vars={"q": "Capital of Peru?"})
+
+    sign_in(page, "pm@example.com")
+    page.goto(f"/projects/{editor.project.slug}/datasets/capitals/")
+    row = page.locator("#dataset-item-2")
+    assert page.locator("#dataset-item-1 .checks-summary").inner_text() == "contains: Paris"
+    assert row.locator(".checks-summary").inner_text() == ""
+
+    row.locator("summary", has_text="Edit checks").click()
+    row.locator("textarea[name=assertions]").fill('[{"kind": "icontains", "config": {"value": "lima"}')  # unclosed
+    row.locator("button", has_text="Save").click()
+    error = page.locator("#dataset-item-2 .checks-error")
+    error.wait_for()
+    assert error.inner_text().startswith("The assertions are not valid JSON")
+    assert page.locator("#dataset-item-2 details.checks-editor").get_attribute("open") is not None  # still open, text kept
+    assert page.locator("#dataset-item-2 textarea[name=assertions]").input_value().endswith('"lima"}')
+
+    page.locator("#dataset-item-2 textarea[name=assertions]").fill('[{"kind": "icontains", "config": {"value": "lima"}}, {"kind": "is_json", "inverted": true}]')  # noqa: E501
+    page.locator("#dataset-item-2 input[name=threshold]").fill("0.5")
+    page.locator("#dataset-item-2 button", has_text="Save").click()
+    page.locator("#dataset-item-2 .checks-saved").wait_for()
+    assert page.locator("#dataset-item-2 .checks-summary").inner_text() == "icontains: lima · not is_json · threshold 0.5"
+    assert page.locator("#dataset-item-2 .checks-error").count() == 0
+    assert page.url.endswith("/datasets/capitals/")  # swapped in place
+
+    page.reload()
+    assert page.locator("#dataset-item-2 .checks-summary").inner_text() == "icontains: lima · not is_json · threshold 0.5"
+    item = dataset.items.get(row=2)
+    assert (item.threshold, [check["kind"] for check in item.assertions]) == (0.5, ["icontains", "is_json"])

@@ -114,6 +114,9 @@ def test_levenshtein_scores_the_similarity_and_passes_on_the_distance():
     score = scored("levenshtein", {"value": "kitten"}, "sitting")
     assert score.passed and score.value == pytest.approx(1 - 3 / 7)
     assert "Edit distance 3" in score.reason
+    # binary: scored 1 or 0 as promptfoo scores it (what a promptfoo import asks for)
+    assert scored("levenshtein", {"value": "kitten", "binary": True}, "sitting").value == 1.0
+    assert scored("levenshtein", {"value": "kitten", "max_distance": 2, "binary": True}, "sitting").value == 0.0
 
 
 def test_an_evaluator_threshold_decides_the_pass_on_the_score():
@@ -181,6 +184,7 @@ def test_javascript_regex_syntax_is_translated_for_python():
         ("word_count", {}, 'give "min", "max" or both'),
         ("word_count", {"min": 5, "max": 2}, '"min" (5) is more than "max" (2)'),
         ("levenshtein", {"value": "a", "max_distance": -1}, "'max_distance' must be at least 0"),
+        ("levenshtein", {"value": "a", "binary": "yes"}, "'binary' is true (score 1 or 0) or false"),
         ("latency", {}, "The latency config needs 'max_ms'."),
         ("cost", {"max_usd": "cheap"}, "'max_usd' must be a number"),
         ("embedding_similarity", {"endpoint": "nowhere"}, "there is none named 'nowhere'"),

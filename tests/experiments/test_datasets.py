@@ -230,7 +230,7 @@ def test_bad_jsonl_lines_each_name_their_line(filled):
 
     assert "line 2: invalid JSON: Expecting ',' delimiter (column 23)." in message
     assert "line 3: expected a JSON object, got a list." in message
-    assert "line 5: a line with 'vars' has only the keys vars, expected and metadata, not 'id'." in message
+    assert "line 5: a line with 'vars' has only the keys vars, expected, metadata, assert (or assertions), threshold and description, not 'id'." in message
     assert "line 5, column 'vars': vars must be an object, not a list." in message
     assert "line 5, column 'expected': expected must be a string, not a number." in message
     assert "line 6, column 'expected': the expected output must be a string, not an object." in message

@@ -86,7 +86,7 @@ def test_a_suite_becomes_prompts_a_dataset_evaluators_and_a_draft_experiment(sui
         "What are your hours?", "Are you open on Sunday?",
     ]  # fmt: skip
     assert {item.vars["company"] for item in items} == {"Acme"}
-    assert [(row, where) for row, where, _ in report.items][:2] == [(1, "promptfooconfig.yaml: tests[0]"), (2, "promptfooconfig.yaml: tests[1]")]
+    assert [(row, where) for row, where, _, _ in report.items][:2] == [(1, "promptfooconfig.yaml: tests[0]"), (2, "promptfooconfig.yaml: tests[1]")]
     assert sorted(report.skipped_items) == [
         ("promptfooconfig.yaml: tests[5]", "not imported: options.prefix (it adds a prefix to the prompt)"),
         ("tests/more.jsonl line 2", "not imported: none of its assertions can be checked here, so it would always pass"),
@@ -96,25 +96,33 @@ def test_a_suite_becomes_prompts_a_dataset_evaluators_and_a_draft_experiment(sui
         ("tests/more.jsonl line 2.assert[0]", "promptfoo's python assertion has no promptlab evaluator"),
     ]
 
-    # Evaluators: one per distinct assertion; defaultTest's come first in every test.
-    evaluators = {evaluator.name: evaluator for evaluator in Evaluator.objects.filter(project=project)}
-    assert len(evaluators) == len(report.evaluators) == 14
-    not_acme = evaluators["support-bot-contains-2"]
-    assert (not_acme.kind, not_acme.config, not_acme.inverted, not_acme.weight) == ("contains", {"value": "Acme"}, True, 3.0)
-    zero = evaluators["support-bot-contains-all-1"]
-    assert (zero.weight, zero.threshold) == (0.0, 0.0)  # weight 0 always passes, as in promptfoo
-    assert evaluators["support-bot-latency-1"].config == {"max_ms": 60000}
-    assert evaluators["support-bot-levenshtein-1"].config == {"value": "fake answer to: pong", "max_distance": 2}
-    refunds = records("support-bot")[1]
-    assert refunds["threshold"] == 0.5 and refunds["description"] == "refunds, graded on the weighted score"
-    assert [(entry["evaluator"], entry["weight"]) for entry in refunds["asserts"]] == [
-        ("support-bot-icontains-1", 1), ("support-bot-latency-1", 1), ("support-bot-regex-1", 1), ("support-bot-contains-2", 3),
+    # Each test's own assertions are its item's, with its threshold: it is graded by those only.
+    order, refunds, shipping, ping = items[:4]
+    assert order.assertions == [
+        {"kind": "contains", "config": {"value": "order"}, "weight": 1.0, "metric": "", "threshold": None, "inverted": False},
+        {"kind": "starts_with", "config": {"value": "fake answer to: Answer"}, "weight": 1.0, "metric": "format", "threshold": None, "inverted": False},
+    ]  # fmt: skip
+    assert (refunds.threshold, order.threshold) == (0.5, None)
+    assert [(a["kind"], a["config"], a["inverted"], a["weight"]) for a in refunds.assertions] == [
+        ("regex", {"value": "refund\\?$"}, False, 1.0), ("contains", {"value": "Acme"}, True, 3.0),
     ]
-    assert records("support-bot")[3]["skipped"] == [{"type": "javascript", "value": "output.length > 3"}]
-    assert records("support-bot")[0]["asserts"][3] == {
-        "evaluator": "support-bot-starts-with-1", "weight": 1, "metric": "format",
-        "assertion": {"type": "starts-with", "value": "fake answer to: Answer", "metric": "format"},
+    assert (shipping.assertions[1]["weight"], shipping.assertions[1]["threshold"]) == (0.0, 0.0)  # weight 0 always passes, as in promptfoo
+    # levenshtein scores 1 or 0 as promptfoo's does, so weighted scores and thresholds agree with it
+    assert ping.assertions[1]["config"] == {"value": "fake answer to: pong", "max_distance": 2, "binary": True}
+    assert [ping.expected, order.expected] == ["fake answer to: ping", ""]  # the answer an equals expects, shown beside the item
+    assert [asserts for _, _, _, asserts in report.items][1] == ["regex: refund\\?$", "not-contains: Acme (weight 3)"]
+    # defaultTest's assertions apply to every test: evaluators attached to the experiment.
+    evaluators = {evaluator.name: evaluator for evaluator in Evaluator.objects.filter(project=project).order_by("pk")}
+    assert [name for name, _, _ in report.evaluators] == list(evaluators) == ["support-bot-icontains-1", "support-bot-latency-1"]
+    assert (evaluators["support-bot-latency-1"].kind, evaluators["support-bot-latency-1"].config) == ("latency", {"max_ms": 60000})
+    # What the export shows: each assertion as promptfoo writes it.
+    record = records("support-bot")[1]
+    assert record["description"] == "refunds, graded on the weighted score"
+    assert record["asserts"] == [{"type": "regex", "value": "refund\\?$"}, {"type": "not-contains", "value": "Acme", "weight": 3}]
+    assert record["defaults"] == {
+        "support-bot-icontains-1": {"type": "icontains", "value": "FAKE ANSWER"}, "support-bot-latency-1": {"type": "latency", "threshold": 60000},
     }  # fmt: skip
+    assert records("support-bot")[3]["skipped"] == [{"type": "javascript", "value": "output.length > 3"}]
 
     # The experiment: every prompt on every provider, provider params on the variant, ready to start.
     experiment = Experiment.objects.get(pk=report.experiment_id)
@@ -125,6 +133,20 @@ def test_a_suite_becomes_prompts_a_dataset_evaluators_and_a_draft_experiment(sui
     assert variants["chat @ warm"].params == {"temperature": 0.7}
     assert {e.name for e in Evaluator.objects.filter(experiment_links__experiment=experiment)} == set(evaluators)
     assert experiment_missing_variables(experiment) == []
+
+
+def test_default_asserts_a_test_leaves_out_are_each_items_own(suite, project):
+    # json_modes' defaultTest asserts not-contains ERROR, but tests[3] sets
+    # options.disableDefaultAsserts: an evaluator of the experiment would check that item too.
+    report = promptfoo_suite_import(project=project, actor=None, files=FolderFiles(suite("json_modes")))
+
+    assert report.evaluators == [] and not Evaluator.objects.filter(project=project).exists()
+    assert any("options.disableDefaultAsserts" in note for note in report.notes)
+    items = list(DatasetItem.objects.filter(dataset__name="json-modes").order_by("row"))
+    assert [[(a["kind"], a["inverted"]) for a in item.assertions] for item in items[2:4]] == [
+        [("contains", True), ("contains_json", False)], [("is_json", False)],
+    ]
+    assert items[3].metadata["promptfoo"]["asserts"] == [{"type": "is-json", "value": {"type": "object", "required": ["status"]}}]
 
 
 def test_a_matching_endpoint_of_the_catalog_is_reused(suite, project, llm_server):
@@ -143,21 +165,27 @@ def test_csv_tests_read_expected_columns_as_promptfoo_does(suite, project):
 
     items = list(DatasetItem.objects.filter(dataset__name="capitals").order_by("row"))
     assert [item.vars for item in items] == [{"country": c} for c in ("France", "Japan", "Peru", "Chad", "Togo")]
-    # Every test has a `contains: <its country>`: one evaluator without a value, the value on each item.
-    assert [item.expected for item in items] == ["France", "Japan", "Chile", "Chad", "Togo"]
-    contains = Evaluator.objects.get(name="capitals-contains-1")
-    assert (contains.kind, contains.config) == ("contains", {})
+    # Each row's cells are its item's assertions; the suite has no defaultTest, so no evaluator.
+    assert [[(a["kind"], a["config"].get("value"), a["inverted"]) for a in item.assertions] for item in items] == [
+        [("contains", "France", False), ("contains", "Berlin", True)],
+        [("contains", "Japan", False), ("levenshtein", "fake answer to: What is the capital of Japan!", False)],
+        [("contains", "Chile", False), ("icontains", "PERU", False)],
+        [("contains", "Chad", False)],
+        [("contains", "Togo", False), ("equals", "Lomé", False)],  # no prefix: equals
+    ]
+    assert not Evaluator.objects.filter(project=project).exists() and report.evaluators == []
+    assert [item.expected for item in items] == ["", "", "", "", "Lomé"]
     assert [item.metadata["region"] for item in items] == ["europe", "asia", "americas", "africa", "africa"]
-    france, japan, peru, chad, togo = (item.metadata["promptfoo"] for item in items)
-    assert france["description"] == "French capital"
-    assert [entry["metric"] for entry in france["asserts"]] == ["geo", "geo"]
-    assert france["asserts"][1]["assertion"] == {"type": "not-contains", "value": "Berlin", "metric": "geo"}
+    france, japan, peru, chad, togo = items
+    assert [a["metric"] for a in france.assertions] == ["geo", "geo"]  # __metric
     # levenshtein(3), then __config:__expected2:threshold 0.5 (promptfoo's `threshold || 5`: distance <= 0.5)
-    assert japan["asserts"][1]["assertion"]["threshold"] == 0.5
-    assert Evaluator.objects.get(name="capitals-levenshtein-1").config["max_distance"] == 0
-    assert peru["threshold"] == 0.5 and france["threshold"] is None
-    assert chad["skipped"] == [{"type": "javascript", "value": "output.length > 0"}]
-    assert togo["asserts"][1]["assertion"] == {"type": "equals", "value": "Lomé"}  # no prefix: equals
+    assert japan.assertions[1]["config"]["max_distance"] == 0
+    assert (peru.threshold, france.threshold) == (0.5, None)  # __threshold
+    record = france.metadata["promptfoo"]
+    assert record["description"] == "French capital"
+    assert record["asserts"][1] == {"type": "not-contains", "value": "Berlin", "threshold": 0.5, "metric": "geo"}  # promptfoo ignores it there
+    assert japan.metadata["promptfoo"]["asserts"][1]["threshold"] == 0.5
+    assert chad.metadata["promptfoo"]["skipped"] == [{"type": "javascript", "value": "output.length > 0", "threshold": 0.5}]
     assert report.skipped_items == [("capitals.csv row 6", "not imported: its __prefix/__suffix (it adds text to the prompt)")]
 
 
@@ -228,11 +256,11 @@ def test_graders_come_from_the_assertion_then_the_test_then_the_suite(tmp_path, 
         "text-embedding-3-large": ("openai/text-embedding-3-large", llm_server.base_url, KEY_ENV),
         "text-embedding-3-small": ("openai/text-embedding-3-small", "", "OPENAI_API_KEY"),  # the assertion's own
     }
-    judge = Evaluator.objects.get(name="g-llm-rubric-1")
-    assert judge.config == {"rubric": "g-rubric-1", "rubric_version": 1, "endpoint": "gpt-4o", "scale": [0, 1]}
+    judge, *similar = DatasetItem.objects.get(dataset__name="g").assertions
+    assert (judge["kind"], judge["config"]) == ("llm_judge", {"rubric": "g-rubric-1", "rubric_version": 1, "endpoint": "gpt-4o", "scale": [0, 1]})
     rubric = prompt_version(prompt=Prompt.objects.get(name="g-rubric-1"), version=1)
     assert "<Rubric>\nIs short, says {{ vars.q }}\n</Rubric>" in rubric.messages[1]["content"]
-    assert [Evaluator.objects.get(name=f"g-similar-{n}").config["endpoint"] for n in (1, 2)] == ["text-embedding-3-large", "text-embedding-3-small"]
+    assert [check["config"]["endpoint"] for check in similar] == ["text-embedding-3-large", "text-embedding-3-small"]
 
 
 def test_an_assertion_whose_evaluator_would_be_refused_is_skipped_with_the_reason(tmp_path, project, llm_server):
@@ -270,9 +298,9 @@ PROVIDER = "providers: [{id: 'openai:chat:gpt-4o-mini', config: {apiBaseUrl: 'ht
         (f"prompts: ['a']\n{PROVIDER}\ntests: file://missing.csv", {}, r"promptfooconfig.yaml: tests\[0\]: missing.csv does not exist"),
         (f"prompts: ['file://prompts/*.txt']\n{PROVIDER}", {}, r"promptfooconfig.yaml: prompts\[0\]: file://prompts/\*.txt matches no file"),
         (f"prompts: ['a']\n{PROVIDER}\ntests: [{{vars: {{q: 'file://q.txt'}}}}]", {}, r"tests\[0\].vars.q: q.txt does not exist"),
-        ("prompts: ['a']\nproviders: ['anthropic:messages:claude-3-5-haiku']", {},
-         r"promptfooconfig.yaml: providers\[0\]: unknown provider 'anthropic:messages:claude-3-5-haiku'; promptlab imports openai:chat"),
-        ("prompts: ['a']\nproviders: ['openai:completion:gpt-3.5-turbo-instruct']", {}, r"providers\[0\]: unknown provider"),
+        ("prompts: ['a']\nproviders: ['replicate:meta/llama-3']", {},
+         r"promptfooconfig.yaml: providers\[0\]: unknown provider 'replicate:meta/llama-3'; promptlab imports openai:, anthropic:"),
+        ("prompts: ['a']\nproviders: ['openai:image:dall-e-3']", {}, r"'openai:image:dall-e-3' is a promptfoo image provider"),
         ("prompts: ['a']\nproviders: [{id: 'openai:gpt-4o', config: {apiKey: sk-123}}]", {},
          r"providers\[0\].config.apiKey: promptlab never stores API keys"),
         ("prompts: ['a']\nproviders: [{id: 'openai:gpt-4o', config: {temperature: 9}}]", {}, r"providers\[0\].config: Invalid model parameters: temperature"),
@@ -373,9 +401,9 @@ def test_the_command_prints_the_report(suite, project):
 
 
 def test_the_command_fails_with_the_reason_and_creates_nothing(tmp_path, project):
-    folder = write_config(tmp_path / "bad", "prompts: ['a']\nproviders: ['azure:chat:gpt']")
+    folder = write_config(tmp_path / "bad", "prompts: ['a']\nproviders: ['replicate:meta/llama-3']")
 
-    with pytest.raises(CommandError, match=r"Nothing was imported: promptfooconfig.yaml: providers\[0\]: unknown provider 'azure:chat:gpt'"):
+    with pytest.raises(CommandError, match=r"Nothing was imported: promptfooconfig.yaml: providers\[0\]: unknown provider 'replicate:meta/llama-3'"):
         call_command("import_promptfoo", str(folder), project="support")
     with pytest.raises(CommandError, match="No project with the slug 'nope'"):
         call_command("import_promptfoo", str(folder), project="nope")

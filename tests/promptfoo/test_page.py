@@ -72,6 +72,8 @@ def test_a_zipped_suite_is_imported_and_reported(client, editor, tmp_path, llm_s
         f"mini reused: openai/gpt-4o-mini at {llm_server.base_url} for openai:chat:gpt-4o-mini"
     ]
     assert len(page.select("#report-items tbody tr")) == 5
+    # each test's own assertions are its item's; capitals has no defaultTest, so no evaluator
+    assert page.select_one("#report-items tbody tr .item-asserts").get_text() == "contains: France (metric geo); not-contains: Berlin (threshold 0.5, metric geo)"
     assert [row.select("td")[0].get_text(strip=True) for row in page.select("#report-evaluators tbody tr")] == list(
         Evaluator.objects.filter(project=editor.project).order_by("pk").values_list("name", flat=True)
     )

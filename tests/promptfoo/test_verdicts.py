@@ -1,17 +1,21 @@
 """promptfoo suites imported, run against the fake OpenAI server and scored: each test's verdict
 and score compared with what promptfoo's documented semantics give for the same outputs (worked
-out by hand in the comments), and the export in promptfoo's JSON output shape."""
+out by hand in the comments), and the export in promptfoo's JSON output shape. Every verdict is
+the grade of evaluations.grading, which the comparison page and API show too (test_parity.py
+checks the counts against promptfoo itself)."""
 
 import json
 import math
+import textwrap
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from evaluations import grading
 from evaluations import services as evaluation_services
 from evaluations.promptfoo.files import FolderFiles
 from evaluations.promptfoo.importer import promptfoo_suite_import
-from evaluations.promptfoo.results import ASSERT_FAILURE, ERROR, SUCCESS, Component, experiment_verdicts, grade_test
+from evaluations.promptfoo.results import ASSERT_FAILURE, ERROR, SUCCESS, experiment_verdicts
 from experiments import services as experiment_services
 from experiments.models import Experiment
 from tests.factories import ProjectFactory, RunFactory
@@ -26,8 +30,14 @@ def imported(tmp_path, llm_server, monkeypatch):
     """Import a suite of configs into a new project; its experiment."""
     monkeypatch.setenv(KEY_ENV, "sk-test-123")
 
-    def load(name: str) -> Experiment:
-        report = promptfoo_suite_import(project=ProjectFactory(), actor=None, files=FolderFiles(copy_suite(name, tmp_path, llm_server.base_url)))
+    def load(name: str, config: str = "") -> Experiment:
+        if config:  # a suite written by the test
+            folder = tmp_path / name
+            folder.mkdir()
+            (folder / "promptfooconfig.yaml").write_text(textwrap.dedent(config).replace("FAKE_OPENAI_BASE_URL", llm_server.base_url))
+        else:
+            folder = copy_suite(name, tmp_path, llm_server.base_url)
+        report = promptfoo_suite_import(project=ProjectFactory(), actor=None, files=FolderFiles(folder))
         return Experiment.objects.get(pk=report.experiment_id)
 
     return load
@@ -46,24 +56,39 @@ def cosine(a: str, b: str) -> float:
 # --- The semantics in the small -----------------------------------------------------------------------
 
 
-def part(passed: bool, score: float, weight: float = 1.0, metric: str | None = None) -> Component:
-    return Component(passed=passed, score=score, reason="failed" if not passed else "ok", assertion={}, weight=weight, metric=metric)
+def test_weights_thresholds_and_named_scores_as_promptfoo_documents(imported):
+    experiment = imported("docs", """
+        prompts: ['{{text}}']
+        providers: [{id: 'openai:chat:gpt-4o-mini', config: {apiBaseUrl: 'FAKE_OPENAI_BASE_URL', apiKeyEnvar: PROMPTLAB_TEST_OPENAI_KEY}}]
+        tests:
+          - {vars: {text: Goodbye world}, assert: [{type: equals, value: Hello world, weight: 2}, {type: contains, value: world}]}
+          - {vars: {text: 'Goodbye world, 2'}, threshold: 0.5, assert: [{type: equals, value: Hello world, weight: 2}, {type: contains, value: world}]}
+          - {vars: {text: 'Goodbye world, 3'}, threshold: 0.2, assert: [{type: equals, value: Hello world, weight: 2}, {type: contains, value: world}]}
+          - {vars: {text: 'Goodbye world, 4'}, threshold: 0, assert: [{type: equals, value: Hello world, weight: 2}, {type: contains, value: world}]}
+          - {vars: {text: no assertions}}
+          - vars: {text: named}
+            assert:
+              - {type: contains, value: fake, weight: 3, metric: tone}
+              - {type: contains, value: zzz, metric: tone}
+              - {type: contains, value: answer, metric: format}
+              - {type: contains, value: named}
+    """)  # fmt: skip
+    run_and_score(experiment)
 
-
-def test_the_test_score_is_the_weighted_mean_and_a_threshold_decides_the_pass():
-    # promptfoo's docs: equals (weight 2) fails and contains (weight 1) passes on "Goodbye world": 0.33.
-    parts = [part(False, 0, weight=2), part(True, 1, weight=1)]
-    assert grade_test(parts, None)[:2] == (False, pytest.approx(1 / 3))
-    assert grade_test(parts, 0.5)[:3] == (False, pytest.approx(1 / 3), "Aggregate score 0.33 < 0.5 threshold")
-    assert grade_test(parts, 0.2)[:3] == (True, pytest.approx(1 / 3), "Aggregate score 0.33 ≥ 0.2 threshold")
-    assert grade_test(parts, 0)[0] is True  # threshold 0: never fails on an assertion
-    assert grade_test([], None) == (True, 1.0, "No assertions", {})
-    assert grade_test([part(True, 0, weight=0)], None)[:2] == (True, 0.0)  # weights summing to 0 score 0
-
-
-def test_named_scores_are_weighted_means_per_metric():
-    parts = [part(True, 1, weight=3, metric="tone"), part(False, 0, weight=1, metric="tone"), part(True, 1, metric="format"), part(True, 1)]
-    assert grade_test(parts, None)[3] == {"tone": 0.75, "format": 1.0}
+    # promptfoo's docs: on "Goodbye world", equals (weight 2) fails and contains (weight 1)
+    # passes: the score is 1/3; without a threshold the failed equals fails the test; a
+    # threshold decides on the score alone (0 never fails); a test without assertions passes.
+    verdicts = experiment_verdicts(experiment=experiment)
+    assert [(v.passed, round(v.score, 4)) for v in verdicts] == [
+        (False, 0.3333), (False, 0.3333), (True, 0.3333), (True, 0.3333), (True, 1.0), (False, round(5 / 6, 4)),
+    ]
+    assert verdicts[1].reason == "Weighted score 0.33 < threshold 0.5."
+    assert verdicts[2].reason == "Weighted score 0.33 ≥ threshold 0.2."
+    # named scores: the weighted mean per metric (3 x 1 + 1 x 0) / 4
+    assert verdicts[5].named_scores == {"tone": 0.75, "format": 1.0}
+    # the same grade as the comparison page's
+    grades = {graded.run_id: graded.grade for graded in grading.experiment_grades(experiment)}
+    assert [(grades[v.run.pk].passed, grades[v.run.pk].score) for v in verdicts] == [(v.passed, v.score) for v in verdicts]
 
 
 # --- Whole suites against the fake server --------------------------------------------------------------
@@ -102,8 +127,8 @@ def test_support_bot_verdicts_match_promptfoo(imported):
     assert verdicts[(1, "prompts-answer-txt-1 @ warm")].named_scores == {"format": 1.0}
     assert verdicts[(1, "chat @ warm")].named_scores == {"format": 0.0}
     assert verdicts[(4, "chat @ warm")].named_scores == {"exactness": 1.0}
-    assert verdicts[(1, "chat @ warm")].reason == "Expected the output to start with 'fake answer to: Answer'."
-    assert verdicts[(2, "chat @ warm")].reason == "Aggregate score 1.00 ≥ 0.5 threshold"
+    assert verdicts[(1, "chat @ warm")].reason == "format: Expected the output to start with 'fake answer to: Answer'."
+    assert verdicts[(2, "chat @ warm")].reason == "Weighted score 1.00 ≥ threshold 0.5."
     assert verdicts[(3, "chat @ warm")].components[3].passed  # the weight-0 contains-all, although it found no "Mexico"
 
 
@@ -149,9 +174,10 @@ def test_rubric_suite_verdicts_match_promptfoo(imported, llm_server):
     experiment = imported("haiku_rubric")
 
     def judge_answers():
-        # Runs are scored in order, each by "Is a poem about {{topic}}" then "not Mentions the sun".
-        answers = [(0.9, 0.1), (0.8, 0.7), (0.3, 0.0)]
-        llm_server.script(*[Scripted.content(json.dumps({"score": s, "reasoning": "graded"})) for pair in answers for s in pair])
+        # Runs are scored in order, each by defaultTest's "Is a poem about {{topic}}", then the
+        # second by its own "not Mentions the sun".
+        answers = [0.9, 0.8, 0.7, 0.3]
+        llm_server.script(*[Scripted.content(json.dumps({"score": score, "reasoning": "graded"})) for score in answers])
 
     run_and_score(experiment, before_scoring=judge_answers)
 
@@ -210,9 +236,10 @@ def test_the_export_is_promptfoos_json_output(imported, tmp_path):
     assert grading["componentResults"][1]["assertion"] == {
         "type": "levenshtein", "value": "fake answer to: What is the capital of Japan!", "threshold": 0.5, "metric": "geo",
     }  # fmt: skip
-    assert peru["gradingResult"]["reason"] == "Aggregate score 0.50 ≥ 0.5 threshold" and peru["testCase"]["threshold"] == 0.5
-    assert peru["testCase"]["description"] == "graded on the score" and peru["metadata"] == {"region": "americas"}
-    assert chad["testCase"]["assert"][-1] == {"type": "javascript", "value": "output.length > 0"}  # skipped, still listed
+    assert peru["gradingResult"]["reason"] == "Weighted score 0.50 ≥ threshold 0.5." and peru["testCase"]["threshold"] == 0.5
+    # __config:__expected2:threshold is also metadata, as promptfoo makes it
+    assert peru["testCase"]["description"] == "graded on the score" and peru["metadata"] == {"region": "americas", "threshold": 0.5}
+    assert chad["testCase"]["assert"][-1] == {"type": "javascript", "value": "output.length > 0", "threshold": 0.5}  # skipped, still listed
     (prompt,) = results["prompts"]
     assert prompt["raw"] == "What is the capital of {{country}}?" and prompt["provider"] == "openai:chat:gpt-4o-mini"
     assert (prompt["metrics"]["testPassCount"], prompt["metrics"]["testFailCount"], prompt["metrics"]["assertFailCount"]) == (3, 2, 3)
