@@ -45,9 +45,19 @@ def run() -> list[Comparison]:
     queries = {name: _queries(client, f"/experiments/{experiment.pk}/comparison/") for name, experiment in (("big", big), ("small", small))}
     if queries["big"] != queries["small"]:
         raise RuntimeError(f"the matrix's query count grows with the experiment: {queries}")
+    failures = f"{url}?failures=1"
+    filtered = {name: _queries(client, f"/experiments/{experiment.pk}/comparison/?failures=1") for name, experiment in (("big", big), ("small", small))}
+    if filtered["big"] != filtered["small"]:
+        raise RuntimeError(f"the failures filter's query count grows with the experiment: {filtered}")
     with override_settings(ROOT_URLCONF=_urls_with_constant_page(big, owner)):
         measured, baseline = rates(lambda: _get(client, url), lambda: _get(client, "/bench/constant-matrix/"), seconds=4)
+    graded, plain = rates(lambda: _get(client, failures), lambda: _get(client, url), seconds=4)
     return [
+        Comparison(
+            f"failures filter (every run graded by the rule), first page of {ITEMS} x {VARIANTS}", "ms", 1000 / graded, 1000 / plain,
+            lower_is_better=True,
+            note=f"grades all {ITEMS * VARIANTS} runs in Python ({filtered['big']} queries at any size); baseline: the unfiltered page.",
+        ),
         Comparison(
             f"comparison matrix, first page of {ITEMS} x {VARIANTS}", "ms", 1000 / measured, 1000 / baseline, lower_is_better=True,
             note=f"{ITEMS * VARIANTS} runs, {ITEMS * VARIANTS * len(EVALUATORS)} scores on {connection.vendor}; "

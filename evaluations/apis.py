@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from evaluations import comparison, selectors
+from evaluations import comparison, gates, selectors
 from evaluations.models import ScoreStatus
 from experiments import selectors as experiment_selectors
 from experiments.models import Experiment
@@ -142,6 +142,11 @@ class AgreementSerializer(serializers.Serializer):
     runs_rated_twice = serializers.IntegerField()
 
 
+class GateSerializer(serializers.Serializer):
+    passed = serializers.BooleanField()
+    reason = serializers.CharField()
+
+
 class ComparisonSerializer(serializers.Serializer):
     experiment = serializers.IntegerField()
     significance = serializers.FloatField(help_text="The level at which a verdict calls a difference significant.")
@@ -149,6 +154,7 @@ class ComparisonSerializer(serializers.Serializer):
     pairs = PairSerializer(many=True, help_text="Every pair of variants on the same items.")
     evaluators = EvaluatorNumbersSerializer(many=True, help_text="Per evaluator (current versions): each variant, and each pair tested.")
     pending = serializers.IntegerField(help_text="Answered runs still being scored: not in the numbers yet.")
+    gate = GateSerializer(allow_null=True, help_text="For a promotion gate's experiment, the gate's verdict; else null.")
     agreement = AgreementSerializer(allow_null=True, help_text="Between human raters; null until two people rated.")
 
 
@@ -202,6 +208,7 @@ def comparison_document(experiment: Experiment) -> dict:
             for check in result.checks
         ],
         "pending": result.pending,
+        "gate": (gate := gates.experiment_gate(experiment=experiment)) and {"passed": gate.passed, "reason": gate.reason},
         "agreement": result.agreement and {
             "alpha": _finite(result.agreement.alpha), "raters": result.agreement.raters,
             "runs_rated_twice": result.agreement.runs_rated_twice,

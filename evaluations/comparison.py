@@ -12,6 +12,7 @@ from evaluations import grading, selectors, statistics
 from evaluations.grading import PENDING, RunGrade
 from evaluations.models import RatingScale, ScoreStatus
 from evaluations.statistics import PairResult, RunOutcome, VariantSummary
+from experiments import selectors as experiment_selectors
 from experiments.models import Experiment, RunStatus
 
 ALPHA = 0.05
@@ -114,7 +115,7 @@ def experiment_comparison(*, experiment: Experiment) -> Comparison:
             by_variant[run.variant_id].append(run_outcome(run))
     variants = [
         VariantResult(id=variant.pk, name=variant.display, summary=statistics.summarize(by_variant.get(variant.pk, [])))
-        for variant in experiment.variants.select_related("prompt").order_by("pk")
+        for variant in experiment_selectors.variant_list(experiment=experiment)
     ]  # fmt: skip
     pairs = list(combinations(variants, 2))
     passing = [statistics.compare_pass(*_by_item(by_variant, a, b, statistics.passes_by_item)) for a, b in pairs]

@@ -54,9 +54,9 @@ def gate_experiment_start(*, prompt: Prompt, version: int, actor) -> Experiment:
     if gate is None:
         raise Invalid(f"The prompt {prompt.name!r} has no promotion gate.")
     prompt_selectors.prompt_version(prompt=prompt, version=version)  # NotFound for a version that does not exist
-    variants = [{"name": f"v{version}", "prompt": prompt, "version": version}]
+    variants = [{"name": "candidate", "prompt": prompt, "version": version}]
     if prompt.labels.filter(name=gate.baseline_label).exists():  # else a first release: nothing to compare with
-        variants.insert(0, {"name": f"baseline ({gate.baseline_label})", "prompt": prompt, "label": gate.baseline_label})
+        variants.insert(0, {"name": "baseline", "prompt": prompt, "label": gate.baseline_label})
     experiment = experiments.experiment_create(
         project=prompt.project, actor=actor, name=f"gate: {prompt.name} v{version}", dataset=gate.dataset, variants=variants
     )
@@ -92,6 +92,12 @@ def gate_result(*, prompt: Prompt, version: int) -> GateResult:
     if passed and baseline and gate.no_evaluator_regression and (worse := result.regressions(baseline[0].id, candidate.id)):
         return GateResult(False, f"significantly worse than the baseline on {'; '.join(worse)}", experiment)
     return GateResult(passed, reason, experiment)
+
+
+def experiment_gate(*, experiment: Experiment) -> GateResult | None:
+    """The verdict of the gate an experiment was started for; None when it is no gate experiment."""
+    run = GateRun.objects.filter(experiment=experiment).select_related("gate__prompt").first()
+    return None if run is None else gate_result(prompt=run.gate.prompt, version=run.version)
 
 
 def check_promotion(*, prompt: Prompt, label: str, version: int, actor, override_reason: str, rollback: bool) -> str | None:

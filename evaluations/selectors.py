@@ -2,16 +2,16 @@
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from functools import reduce
 from itertools import islice
-from operator import or_
 
-from django.db.models import Avg, Count, F, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet
 
-from evaluations.models import Evaluator, ExperimentEvaluator, HumanRating, Score, ScoreStatus
+from evaluations.models import Evaluator, ExperimentEvaluator, HumanRating, Score
+from experiments import selectors as experiment_selectors
 from experiments.models import DatasetItem, Experiment
 from promptlab.accounts.models import Project
 from promptlab.errors import Invalid
+from promptlab.llm.models import COST_UNKNOWN
 
 
 def evaluator_list(*, project: Project, enabled_only: bool = False) -> QuerySet[Evaluator]:
@@ -45,15 +45,10 @@ def evaluators_of_experiment(*, experiment_id: int, ids: list[int] | None = None
     return evaluators.order_by("pk")
 
 
-def _scores_of(experiment: Experiment, versions: dict[int, int] | None) -> QuerySet[Score]:
-    """Scores of the experiment's runs at each evaluator's current version, or at the given
-    {evaluator id: version}: never a mix of versions for one evaluator."""
-    scores = Score.objects.filter(run__experiment=experiment)
-    if versions is None:
-        return scores.filter(evaluator_version=F("evaluator__version"))
-    if not versions:
-        return scores.none()
-    return scores.filter(reduce(or_, (Q(evaluator_id=pk, evaluator_version=version) for pk, version in versions.items())))
+def _scores_of(experiment: Experiment) -> QuerySet[Score]:
+    """Scores of the experiment's runs at each evaluator's current version: never a mix of
+    versions for one evaluator."""
+    return Score.objects.filter(run__experiment=experiment, evaluator_version=F("evaluator__version"))
 
 
 def score_list(*, experiment: Experiment, evaluator: str = "", status: str = "", variant: str = "",
@@ -61,7 +56,7 @@ def score_list(*, experiment: Experiment, evaluator: str = "", status: str = "",
     """The experiment's scores as rows, by item row, variant, repeat and evaluator: at each
     evaluator's current version, or every version kept (`versions="all"`); only those of the
     evaluator, status and variant named, when given."""
-    scores = _scores_of(experiment, None) if versions == "current" else Score.objects.filter(run__experiment=experiment)
+    scores = _scores_of(experiment) if versions == "current" else Score.objects.filter(run__experiment=experiment)
     if evaluator:
         scores = scores.filter(evaluator__name=evaluator)
     if status:
@@ -73,40 +68,6 @@ def score_list(*, experiment: Experiment, evaluator: str = "", status: str = "",
         variant=F("run__variant__name"), row=F("run__item__row"), repeat=F("run__repeat"),
         evaluator_name=F("evaluator__name"), current_version=F("evaluator__version"),
     )  # fmt: skip
-
-
-def experiment_score_rows(*, experiment: Experiment, versions: dict[int, int] | None = None) -> list[dict]:
-    """One row per (run, evaluator): variant, item, repeat, evaluator, status, value, passed,
-    reason and `errored`. Pending scores are left out; errored ones are there, flagged, with
-    no value: statistics count them apart, never as failures or zeros."""
-    rows = (
-        _scores_of(experiment, versions)
-        .exclude(status=ScoreStatus.PENDING)
-        .order_by("run__variant_id", "run__item__row", "run__repeat", "evaluator_id")
-        .values(
-            "run_id", "evaluator_id", "evaluator_version", "status", "value", "passed", "reason", "error_kind",
-            variant_id=F("run__variant_id"), variant_name=F("run__variant__name"), item_id=F("run__item_id"),
-            row=F("run__item__row"), repeat=F("run__repeat"), evaluator_name=F("evaluator__name"), weight=F("evaluator__weight"),
-        )  # fmt: skip
-    )
-    return [{**row, "errored": row["status"] == ScoreStatus.ERRORED} for row in rows]
-
-
-def experiment_score_summary(*, experiment: Experiment, versions: dict[int, int] | None = None) -> list[dict]:
-    """Per (variant, evaluator): how many scores are ok (scored), passed, failed, errored and
-    pending, and the mean value of the ok ones. Errored scores are counted apart, never as
-    failures or zeros."""
-    ok = Q(status=ScoreStatus.OK)
-    return list(
-        _scores_of(experiment, versions)
-        .values("evaluator_id", variant_id=F("run__variant_id"), variant_name=F("run__variant__name"), evaluator_name=F("evaluator__name"))
-        .annotate(
-            scored_count=Count("pk", filter=ok), passed_count=Count("pk", filter=ok & Q(passed=True)),
-            failed_count=Count("pk", filter=ok & Q(passed=False)), errored_count=Count("pk", filter=Q(status=ScoreStatus.ERRORED)),
-            pending_count=Count("pk", filter=Q(status=ScoreStatus.PENDING)), mean_value=Avg("value", filter=ok),
-        )  # fmt: skip
-        .order_by("variant_id", "evaluator_name")
-    )
 
 
 def attached_evaluators(*, experiment_ids: Iterable[int]) -> QuerySet:
@@ -141,22 +102,26 @@ def graded_items(*, dataset_ids: Iterable[int]) -> dict[int, tuple[int, list[dic
 def experiment_export_rows(*, experiment: Experiment, chunk: int = 500) -> Iterator[dict]:
     """Every run of the experiment in dataset order with its item and its scores at the
     current evaluator versions ({evaluator: {status, value, passed, reason}}), read in chunks
-    so a large experiment streams in bounded memory."""
+    so a large experiment streams in bounded memory. `variant` is what people read (its
+    display), `variant_name` the name the API knows it by; `cost_unknown` says a null cost is
+    unknown (an answer from a model without a price) rather than nothing billed."""
     names = dict(evaluators_of_experiment(experiment_id=experiment.pk).values_list("pk", "name"))
+    displays = {variant.pk: variant.display for variant in experiment_selectors.variant_list(experiment=experiment)}
     runs = (
         experiment.runs.order_by("item__row", "variant_id", "repeat")
-        .values("id", "repeat", "status", "output", "error", "latency_ms", "cost_usd",
+        .values("id", "repeat", "status", "output", "error", "latency_ms", "cost_usd", "variant_id",
+                cost_unknown=ExpressionWrapper(COST_UNKNOWN, output_field=BooleanField()),
                 row=F("item__row"), vars=F("item__vars"), expected=F("item__expected"), variant_name=F("variant__name"))
         .iterator(chunk_size=chunk)
     )  # fmt: skip
     while batch := list(islice(runs, chunk)):
         scores = defaultdict(dict)
-        for score in _scores_of(experiment, None).filter(run_id__in=[run["id"] for run in batch], evaluator_id__in=names).values(
+        for score in _scores_of(experiment).filter(run_id__in=[run["id"] for run in batch], evaluator_id__in=names).values(
             "run_id", "evaluator_id", "status", "value", "passed", "reason"
         ):
             scores[score["run_id"]][names[score["evaluator_id"]]] = {key: score[key] for key in ("status", "value", "passed", "reason")}
         for run in batch:
-            yield {**run, "variant": run.pop("variant_name"), "scores": scores[run.pop("id")]}
+            yield {**run, "variant": displays[run.pop("variant_id")], "scores": scores[run.pop("id")]}
 
 
 def experiment_ratings(*, experiment: Experiment) -> list[dict]:

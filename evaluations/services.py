@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
@@ -15,9 +16,11 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from evaluations import grading, kinds, selectors
+from evaluations import budget, grading, kinds, selectors
 from evaluations.kinds import RunContext, ScoreError
+from evaluations.kinds.base import user_input
 from evaluations.models import RATING_VALUES, Evaluator, ExperimentEvaluator, HumanRating, RatingScale, Score, ScoreStatus
+from experiments import services as experiments
 from experiments.models import Experiment, Run, RunStatus
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Project
@@ -183,14 +186,17 @@ def inline_evaluators(*, project_id: int, assertions: list[dict]) -> list[Evalua
 @transaction.atomic
 def experiment_evaluators_set(*, experiment: Experiment, actor, evaluators: list[Evaluator]) -> list[Evaluator]:
     """Make these the evaluators of the experiment. Runs already done are scored by the ones
-    added, in the background; scores of the ones removed are kept."""
+    added, in the background (a finished experiment is scoring again until they are in);
+    scores of the ones removed are kept."""
     authorize(actor, experiment.project, Action.EDIT)
     _check_same_project(experiment, evaluators)
     wanted = {evaluator.pk for evaluator in evaluators}
-    ExperimentEvaluator.objects.filter(experiment=experiment).exclude(evaluator_id__in=wanted).delete()
+    removed, _ = ExperimentEvaluator.objects.filter(experiment=experiment).exclude(evaluator_id__in=wanted).delete()
     added = _attach(experiment, evaluators)
     if added and experiment.runs.filter(status=RunStatus.DONE).exists():
         _enqueue_rescore(experiment, added, retry_errors=False)
+    if added or removed:
+        experiments.experiment_scoring_settle(experiment_id=experiment.pk)
     return list(evaluators)
 
 
@@ -221,10 +227,12 @@ class ScoreOutcome:
     retry_after: float | None = None  # seconds the provider asked for, if it did
 
 
-def score_run(*, run_id: int, evaluator_ids: list[int] | None = None, retry_errors: bool = False) -> ScoreOutcome:
+def score_run(*, run_id: int, evaluator_ids: list[int] | None = None, retry_errors: bool = False,
+              settle: bool = True) -> ScoreOutcome:  # fmt: skip
     """Score a done run with its experiment's enabled evaluators and its item's own assertions
     (or the given ones of them), each once per evaluator version: a score that exists is kept, unless it errored for a
-    reason that may clear up (or `retry_errors`). Runs no model for the run itself.
+    reason that may clear up (or `retry_errors`). Runs no model for the run itself. Then, with
+    `settle`, a scoring experiment whose last score this was is finished.
 
     Each score is claimed with a compare-and-set before scoring, so two tasks never call a
     judge twice for it, and written in its own transaction, so an error stays recorded.
@@ -248,8 +256,8 @@ def score_run(*, run_id: int, evaluator_ids: list[int] | None = None, retry_erro
         if claim == "held":
             retry.append(evaluator.pk)
             continue
-        fields, wait = _evaluate(evaluator, context)
-        _record(claim, fields)
+        fields, wait = _evaluate(evaluator, context, claim=claim, run=run)
+        _record(claim, run, fields)
         if fields["status"] == ScoreStatus.OK:
             ok += 1
         else:
@@ -262,18 +270,16 @@ def score_run(*, run_id: int, evaluator_ids: list[int] | None = None, retry_erro
             retry.extend(later.pk for later in evaluators[position + 1 :])
             break
     logger.info("evaluations.run_scored", run_id=run_id, ok=ok, errored=errored, retry=len(retry))
+    if settle:
+        experiments.experiment_scored_if_done(experiment_id=run.experiment_id)
     return ScoreOutcome(ok=ok, errored=errored, retry_ids=tuple(retry), retry_after=retry_after)
 
 
 def run_context(run: Run) -> RunContext:
     """What kinds see of a run."""
-    users = [m.get("content") for m in run.messages or [] if isinstance(m, dict) and m.get("role") == "user"]
-    last_user = users[-1] if users else ""
-    if isinstance(last_user, list):  # content parts
-        last_user = " ".join(part.get("text", "") for part in last_user if isinstance(part, dict))
     return RunContext(
         run_id=run.pk, project_id=run.experiment.project_id, output=run.output, expected=run.item.expected,
-        vars=run.item.vars or {}, metadata=run.item.metadata or {}, input=last_user or "",
+        vars=run.item.vars or {}, metadata=run.item.metadata or {}, input=user_input(run.messages),
         latency_ms=run.latency_ms, cost_usd=run.cost_usd, cached=run.cached,
     )  # fmt: skip
 
@@ -292,24 +298,35 @@ def _claim(run: Run, evaluator: Evaluator, *, retry_errors: bool):
     claimable = Q(status=ScoreStatus.PENDING, lease_until__lt=now) | Q(status=ScoreStatus.ERRORED, retryable=True)
     if retry_errors:
         claimable |= Q(status=ScoreStatus.ERRORED)
-    won = Score.objects.filter(claimable, pk=score.pk, attempts=score.attempts).update(
-        status=ScoreStatus.PENDING, value=None, passed=None, attempts=F("attempts") + 1, lease_until=lease, updated_at=now
-    )
+    with transaction.atomic():
+        # Locked, so that what its last task held on the budget (it died in its call) is given back once.
+        claimed = Score.objects.select_for_update().filter(claimable, pk=score.pk, attempts=score.attempts)
+        held = claimed.values_list("reserved_usd", flat=True).first()
+        won = held is not None and Score.objects.filter(pk=score.pk).update(
+            status=ScoreStatus.PENDING, value=None, passed=None, attempts=F("attempts") + 1, lease_until=lease, updated_at=now,
+            reserved_usd=0,
+        )  # fmt: skip
+        if won and held:
+            experiments.budget_settle(experiment_id=run.experiment_id, reserved=held, cost=None)
     if won:
-        score.attempts += 1
+        score.attempts, score.reserved_usd = score.attempts + 1, Decimal(0)
         return score
     status = Score.objects.filter(pk=score.pk).values_list("status", flat=True).first()
     return "held" if status == ScoreStatus.PENDING else None
 
 
-def _evaluate(evaluator: Evaluator, context: RunContext) -> tuple[dict, float | None]:
+def _evaluate(evaluator: Evaluator, context: RunContext, *, claim: Score, run: Run) -> tuple[dict, float | None]:
     """The score's fields, and how long to wait before a retry when it errored transiently.
-    Never raises: whatever goes wrong is the score's error."""
+    A call to a model is first held against the experiment's budget, on the claim. Never
+    raises: whatever goes wrong is the score's error."""
     try:
+        budget.score_hold(claim=claim, run=run, evaluator=evaluator, context=context)
         result = kinds.get(evaluator.kind).score(context, evaluator.config)
         value = float(result.value)
         if not 0 <= value <= 1:
             raise ScoreError(f"The {evaluator.kind} kind gave the score {value}, outside 0 to 1.", kind="invalid_result")
+    except budget.BudgetRefused as exc:
+        return _errored("budget", exc.message, retryable=exc.retryable), None
     except GatewayError as exc:
         # The gateway already retried a transient failure as far as the endpoint allows.
         return _errored(exc.kind, exc.message, retryable=exc.transient, cost=exc.details.get("cost")), exc.retry_after
@@ -339,17 +356,20 @@ def _errored(kind: str, message: str, *, retryable: bool = False, cost=None) -> 
     }  # fmt: skip
 
 
-def _record(claim: Score, fields: dict) -> None:
-    """Write the result while this call still owns the score."""
-    Score.objects.filter(pk=claim.pk, status=ScoreStatus.PENDING, attempts=claim.attempts).update(
-        lease_until=None, updated_at=timezone.now(), **fields
-    )
+@transaction.atomic
+def _record(claim: Score, run: Run, fields: dict) -> None:
+    """Write the result while this call still owns the score, and settle its hold on the budget."""
+    if Score.objects.filter(pk=claim.pk, status=ScoreStatus.PENDING, attempts=claim.attempts).update(
+        lease_until=None, updated_at=timezone.now(), reserved_usd=0, **fields
+    ):
+        experiments.budget_settle(experiment_id=run.experiment_id, reserved=claim.reserved_usd, cost=fields["cost_usd"])
 
 
 def score_runs(*, run_ids: list[int], evaluator_ids: list[int] | None = None, retry_errors: bool = False,
                time_budget_s: float = 240) -> None:  # fmt: skip
     """Score runs one after another within the time budget; the rest continue in a new task,
-    and a run with transient failures is retried in a task of its own."""
+    and a run with transient failures is retried in a task of its own. Their experiments are
+    asked once, at the end, whether they are finished (not after each run: see score_run)."""
     from evaluations import tasks
 
     deadline = time.monotonic() + time_budget_s
@@ -357,11 +377,13 @@ def score_runs(*, run_ids: list[int], evaluator_ids: list[int] | None = None, re
         if time.monotonic() > deadline:
             tasks.score_runs.delay(run_ids[position:], evaluator_ids, retry_errors)
             return
-        outcome = score_run(run_id=run_id, evaluator_ids=evaluator_ids, retry_errors=retry_errors)
+        outcome = score_run(run_id=run_id, evaluator_ids=evaluator_ids, retry_errors=retry_errors, settle=False)
         if outcome.retry_ids:
             tasks.score_run.apply_async(
                 args=(run_id, list(outcome.retry_ids), False), countdown=tasks.retry_countdown(0, outcome.retry_after)
             )
+    for experiment_id in Run.objects.filter(pk__in=run_ids).values_list("experiment_id", flat=True).distinct():
+        experiments.experiment_scored_if_done(experiment_id=experiment_id)
 
 
 @transaction.atomic
@@ -370,7 +392,9 @@ def experiment_rescore(*, experiment: Experiment, actor, evaluators: list[Evalua
     """Score the experiment's done runs again in the background, with the given evaluators
     (attached to it if they were not) or all of its enabled ones. Only evaluator versions
     that have no score yet are computed (and errored scores, with `retry_errors`); the models
-    of the runs are never called again. Returns how many runs will be looked at."""
+    of the runs are never called again. A finished experiment whose runs now wait for scores
+    (evaluators added, an evaluator's new version) is scoring until they are in. Returns how
+    many runs will be looked at."""
     authorize(actor, experiment.project, Action.EDIT)
     ids = None
     if evaluators is not None:
@@ -382,6 +406,7 @@ def experiment_rescore(*, experiment: Experiment, actor, evaluators: list[Evalua
     runs = experiment.runs.filter(status=RunStatus.DONE).count()
     if runs:
         _enqueue_rescore(experiment, ids, retry_errors=retry_errors)
+        experiments.experiment_scoring_settle(experiment_id=experiment.pk)
     logger.info("evaluations.rescore_requested", experiment_id=experiment.pk, runs=runs, evaluators=ids)
     return runs
 

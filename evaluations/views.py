@@ -10,9 +10,10 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from evaluations import comparison, matrix, selectors, services
+from evaluations import comparison, matrix, progress, selectors, services
 from experiments import selectors as experiment_selectors
-from experiments.models import DatasetItem, Run
+from experiments import services as experiment_services
+from experiments.models import DatasetItem, ExperimentStatus, Run
 from promptlab.errors import DomainError, Invalid
 from promptlab.htmx import page_or_fragment
 from prompts import diff
@@ -20,7 +21,7 @@ from prompts import diff
 
 def _experiment(request, pk: int):
     experiment = experiment_selectors.experiment_for(user=request.user, pk=pk)
-    variants = list(experiment.variants.order_by("pk"))
+    variants = experiment_selectors.variant_list(experiment=experiment)
     evaluators = list(selectors.evaluators_of_experiment(experiment_id=experiment.pk))
     return experiment, variants, evaluators
 
@@ -38,7 +39,7 @@ def experiment_comparison(request, pk: int):
         query = matrix.matrix_query_from(request.GET, variants=variants, evaluators=evaluators)
     except Invalid as exc:
         return page_or_fragment(request, "evaluations/comparison.html", {**context, "error": exc.message}, status=400)
-    page, rows = matrix.matrix_page(experiment=experiment, query=query, variants=variants, evaluators=evaluators, user=request.user)
+    page, rows = matrix.matrix_page(experiment=experiment, query=query, variants=variants, user=request.user)
     context |= {"query": query, "page": page, "rows": rows, "querystring": _without_page(request.GET)}
     return page_or_fragment(
         request, "evaluations/comparison.html", context, fragment_template="evaluations/partials/matrix.html", target="matrix"
@@ -72,6 +73,23 @@ def experiment_stats(request, pk: int):
 
 @require_GET
 @login_required
+def experiment_scoring_progress(request, pk: int):
+    """The #scoring-progress fragment: calls made and runs scored. It polls while the experiment
+    runs or is being scored; once it is over it stops and tells the page (HX-Trigger:
+    scores-changed) to reload the statistics and the matrix, which then hold every score."""
+    experiment = experiment_selectors.experiment_for(user=request.user, pk=pk)
+    active = experiment.status in (ExperimentStatus.RUNNING, ExperimentStatus.SCORING)
+    counts = experiment_services.experiment_counts(experiment)
+    context = {"experiment": experiment, "active": active, "scoring": progress.scoring_progress(experiment), "counts": counts,
+               "runs_over": counts["total"] - counts["pending"] - counts["running"]}  # fmt: skip
+    response = render(request, "evaluations/partials/scoring-progress.html", context)
+    if not active:
+        response["HX-Trigger"] = "scores-changed"
+    return response
+
+
+@require_GET
+@login_required
 def experiment_ratings(request, pk: int):
     """The #rating-summary fragment: ratings per variant; it reloads after each rating."""
     experiment, variants, _ = _experiment(request, pk)
@@ -84,7 +102,7 @@ def experiment_ratings(request, pk: int):
 def run_rate(request, pk: int, run_id: int):
     """Rate a run (any member may); answers with the run's refreshed cell and tells the page
     that ratings changed, so the aggregates reload."""
-    experiment, variants, evaluators = _experiment(request, pk)
+    experiment, variants, _ = _experiment(request, pk)
     run = get_object_or_404(Run, pk=run_id, experiment=experiment)
     error = ""
     try:
@@ -97,7 +115,7 @@ def run_rate(request, pk: int, run_id: int):
         error = exc.message
     variant = next(variant for variant in variants if variant.pk == run.variant_id)
     item = DatasetItem.objects.get(pk=run.item_id)
-    [row] = matrix.matrix_rows(experiment=experiment, items=[item], variants=[variant], evaluators=evaluators, user=request.user)
+    [row] = matrix.matrix_rows(experiment=experiment, items=[item], variants=[variant], user=request.user)
     context = {"experiment": experiment, "row": row, "cell": row.cells[0], "scale": matrix.rating_scale(experiment=experiment),
                "rate_base": _rate_base(experiment), "error": error}  # fmt: skip
     response = render(request, "evaluations/partials/matrix-cell.html", context)
@@ -121,7 +139,8 @@ def item_diff(request, pk: int, item_id: int):
     return render(request, "evaluations/partials/item-diff.html", context)
 
 
-EXPORT_FIELDS = ["row", "vars", "expected", "variant", "repeat", "status", "output", "error", "latency_ms", "cost_usd", "scores"]
+EXPORT_FIELDS = ["row", "vars", "expected", "variant", "variant_name", "repeat", "status", "output", "error", "latency_ms", "cost_usd",
+                 "scores"]  # fmt: skip
 
 
 @require_GET
@@ -149,4 +168,10 @@ def _csv_lines(rows):
     writer = csv.writer(Line())
     yield writer.writerow(EXPORT_FIELDS)
     for row in rows:
-        yield writer.writerow([json.dumps(row[name]) if name in ("vars", "scores") else row[name] for name in EXPORT_FIELDS])
+        yield writer.writerow([_csv_cell(row, name) for name in EXPORT_FIELDS])
+
+
+def _csv_cell(row: dict, name: str):
+    if name in ("vars", "scores"):
+        return json.dumps(row[name])
+    return "unknown" if name == "cost_usd" and row["cost_unknown"] else row[name]

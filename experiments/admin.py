@@ -1,13 +1,16 @@
 """Datasets and experiments in the admin, scoped to the user's projects; actions call the services."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from experiments import services
+from experiments import selectors, services
 from experiments.models import Dataset, Experiment, ExperimentStatus, Variant
 from promptlab.accounts.admin.scoping import ProjectScoped, ScopedChoices
-from promptlab.errors import DomainError
+from promptlab.errors import DomainError, Invalid
 from promptlab.llm.models import ModelEndpoint
+from promptlab.money import usd
+from prompts.versions import reads_as_version, version_ref
 
 
 @admin.register(Dataset)
@@ -19,11 +22,46 @@ class DatasetAdmin(ProjectScoped):
 VARIANT_FIELDS = ["name", "prompt", "label", "version", "endpoint", "params"]
 
 
+class VariantForm(forms.ModelForm):
+    """The version as people type it, v3 or 3, in either box: a label typed so is that version."""
+
+    version = forms.CharField(required=False, max_length=20, help_text="v3 or 3. Empty: the label's version, read at start.")
+
+    def clean_version(self) -> int | None:
+        text = self.cleaned_data["version"].strip()
+        try:
+            number = version_ref(text) if text else None
+        except Invalid as exc:
+            raise forms.ValidationError(exc.message) from None
+        if text and number is None:
+            raise forms.ValidationError(f"{text!r} is not a version: type v3 or 3, or put a label in the label box.")
+        return number
+
+    def clean(self):
+        cleaned = super().clean()
+        label = cleaned.get("label") or ""
+        if cleaned.get("version") is None and reads_as_version(label):
+            try:
+                cleaned["version"], cleaned["label"] = version_ref(label), ""
+            except Invalid as exc:
+                self.add_error("label", exc.message)
+        return cleaned
+
+
 class VariantInline(ScopedChoices, admin.TabularInline):
     model = Variant
-    fields = VARIANT_FIELDS
+    form = VariantForm
+    fields = ["shown_as", *VARIANT_FIELDS]
+    readonly_fields = ["shown_as"]
     extra = 2
     min_num, validate_min = 1, True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("prompt", "endpoint")
+
+    @admin.display(description="shown as")
+    def shown_as(self, variant: Variant) -> str:
+        return variant.display if variant.pk else "—"
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "endpoint":
@@ -38,25 +76,38 @@ class VariantInline(ScopedChoices, admin.TabularInline):
 
 @admin.register(Experiment)
 class ExperimentAdmin(ProjectScoped):
-    list_display = ["name", "project", "dataset", "status", "progress", "spent_usd", "budget_usd", "created_at"]
+    list_display = ["name", "project", "dataset", "status", "progress", "spent", "budget_usd", "created_at"]
     list_filter = [("project", admin.RelatedOnlyFieldListFilter), "status"]
-    fields = ["project", "name", "dataset", "repeats", "concurrency", "budget_usd"]
+    fields = ["project", "name", "dataset", "repeats", "concurrency", "cache_responses", "budget_usd"]
     inlines = [VariantInline]
     actions = ["start", "cancel", "resume", "retry_errors"]
+
+    def get_queryset(self, request):
+        return selectors.with_spent(super().get_queryset(request))
+
+    @admin.display(description="spent", ordering="spent")
+    def spent(self, experiment) -> str:
+        return usd(experiment.spent)
 
     @admin.display(description="progress")
     def progress(self, experiment):
         return format_html('<a href="/experiments/{}/">live progress</a>', experiment.pk)
 
     def get_readonly_fields(self, request, obj=None):
-        return self.fields if obj is not None and obj.status != ExperimentStatus.DRAFT else []
+        # Once started, only the budget may change: raised, then Resume runs what it skipped.
+        if obj is None or obj.status == ExperimentStatus.DRAFT:
+            return []
+        return [field for field in self.fields if field != "budget_usd"]
 
     def save_model(self, request, obj, form, change):
         """Saved with its variants in save_related, through the services."""
 
     def save_related(self, request, form, formsets, change):
         if change and form.instance.status != ExperimentStatus.DRAFT:
-            return  # nothing of a started experiment is editable
+            if "budget_usd" in form.changed_data:
+                budget = form.cleaned_data["budget_usd"]
+                services.experiment_budget_set(experiment=form.instance, actor=request.user, budget_usd=budget)
+            return
         variants = [
             {field: variant.cleaned_data.get(field) for field in VARIANT_FIELDS}
             for formset in formsets for variant in formset.forms
@@ -70,7 +121,9 @@ class ExperimentAdmin(ProjectScoped):
         form.instance.pk, form.instance._state.adding = saved.pk, False
 
     def construct_change_message(self, request, form, formsets, add=False):
-        return "Saved the draft and its variants." if add or form.instance.status == ExperimentStatus.DRAFT else ""
+        if add or form.instance.status == ExperimentStatus.DRAFT:
+            return "Saved the draft and its variants."
+        return "Changed the budget." if "budget_usd" in form.changed_data else ""
 
     def _each(self, request, queryset, action, done: str):
         for experiment in queryset:
@@ -90,14 +143,13 @@ class ExperimentAdmin(ProjectScoped):
             except DomainError as exc:
                 self.message_user(request, f"{experiment}: {exc.message}", messages.ERROR)
             else:
-                usd = f"${forecast.usd:.4f}" if forecast.usd is not None else "an unknown amount"
-                self.message_user(request, f"{experiment}: started {forecast.calls} calls, forecast {usd}.", messages.SUCCESS)
+                self.message_user(request, f"{experiment}: started {forecast.calls} calls, forecast {usd(forecast.usd)}.", messages.SUCCESS)
 
     @admin.action(description="Cancel (pending runs; runs in flight finish)")
     def cancel(self, request, queryset):
         self._each(request, queryset, services.experiment_cancel, "cancelled")
 
-    @admin.action(description="Resume cancelled runs")
+    @admin.action(description="Resume cancelled runs, and runs skipped for the budget (raise it first)")
     def resume(self, request, queryset):
         self._each(request, queryset, services.experiment_resume, "resumed")
 

@@ -15,12 +15,13 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from experiments import datasets, extensions, selectors, services
-from experiments.models import Experiment, ExperimentStatus, RunStatus
+from experiments.models import Experiment, ExperimentStatus, RunStatus, display_apart
 from promptlab.accounts.project_api import ProjectApi
 from promptlab.api import SLUG, named_in_body, page_of, paged
 from promptlab.errors import Invalid
 from promptlab.llm import selectors as llm_selectors
 from prompts import selectors as prompt_selectors
+from prompts.apis import VersionField, label_or_version
 
 # --- Serializers ------------------------------------------------------------------------------------
 
@@ -42,12 +43,20 @@ class ItemSerializer(serializers.Serializer):
     vars = serializers.DictField()
     expected = serializers.CharField(allow_blank=True)
     metadata = serializers.DictField()
+    assertions = serializers.ListField(
+        child=serializers.DictField(), help_text="The item's own checks, each {kind, config, weight, metric, threshold, inverted}."
+    )
+    threshold = serializers.FloatField(
+        allow_null=True, help_text="0 to 1: a run passes when its weighted score is at least this; null: every check must pass."
+    )
 
 
 class ItemsAddSerializer(serializers.Serializer):
     items = serializers.ListField(
         child=serializers.DictField(), min_length=1, max_length=10_000,
-        help_text='Each {"vars": {...}, "expected": "...", "metadata": {...}}, or a flat object read like a JSONL line.',
+        help_text='Each {"vars": {...}, "expected": "...", "metadata": {...}, "assertions": [...], "threshold": 0.5} (an '
+                  'assertion in promptlab\'s shape or promptfoo\'s {"type", "value"}; "assert" is read as "assertions"), or a flat '
+                  "object read like a JSONL line.",
     )  # fmt: skip
 
 
@@ -73,15 +82,15 @@ class UploadSerializer(serializers.Serializer):
 class VariantSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False, help_text="Default: the prompt's name.")
     prompt = serializers.RegexField(SLUG, max_length=100)
-    label = serializers.RegexField(SLUG, max_length=50, required=False, help_text="Default production; frozen at start.")
-    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+    label = serializers.RegexField(
+        SLUG, max_length=50, required=False, help_text='Default production; frozen at start. "v3" or "3" means version 3.'
+    )
+    version = VersionField(required=False, help_text='3 or "v3".')
     model = serializers.RegexField(SLUG, max_length=64, required=False, help_text="Default: the prompt version's model.")
     params = serializers.DictField(required=False, default=dict)
 
     def validate(self, data):
-        if "label" in data and "version" in data:
-            raise serializers.ValidationError("Give a label or a version, not both.")
-        return data
+        return label_or_version(data)
 
 
 MAX_ID = 2**63 - 1
@@ -113,6 +122,10 @@ class ExperimentCreateSerializer(serializers.Serializer):
     variants = VariantSerializer(many=True, allow_empty=False)
     repeats = serializers.IntegerField(min_value=1, max_value=100, required=False, default=1)
     concurrency = serializers.IntegerField(min_value=1, max_value=256, required=False, default=8)
+    cache_responses = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Reuse stored answers to identical calls (temperature 0 only); each repeat keeps its own answer.",
+    )  # fmt: skip
     budget_usd = serializers.DecimalField(max_digits=14, decimal_places=8, min_value=0, required=False, allow_null=True)
 
     def get_fields(self):
@@ -126,7 +139,11 @@ class ExperimentCreateSerializer(serializers.Serializer):
 
 
 class VariantDocumentSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="As the comparison (GET experiments/{id}/comparison/) names its variants.")
     name = serializers.CharField()
+    display = serializers.CharField(
+        help_text='What people read: prompt, frozen version and the label it came from, e.g. "support-reply v3 (production at start)".'
+    )
     prompt = serializers.CharField()
     label = serializers.CharField(allow_blank=True)
     version = serializers.IntegerField(allow_null=True)
@@ -144,6 +161,11 @@ class CountsSerializer(serializers.Serializer):
     total = serializers.IntegerField()
 
 
+class ScoringSerializer(serializers.Serializer):
+    scored = serializers.IntegerField(help_text="Answered runs whose scores are all in (an errored score is in).")
+    to_score = serializers.IntegerField(help_text="Answered (done) runs.")
+
+
 class ExperimentSummarySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -151,7 +173,9 @@ class ExperimentSummarySerializer(serializers.Serializer):
     status = serializers.ChoiceField(ExperimentStatus.choices)
     repeats = serializers.IntegerField()
     budget_usd = serializers.DecimalField(max_digits=14, decimal_places=8, allow_null=True)
-    spent_usd = serializers.DecimalField(max_digits=14, decimal_places=8)
+    spent_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=8, source="spent", allow_null=True, help_text="null when a run's cost is unknown (its model has no price)."
+    )
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -159,8 +183,12 @@ class ExperimentSummarySerializer(serializers.Serializer):
 
 class ExperimentSerializer(ExperimentSummarySerializer):
     concurrency = serializers.IntegerField()
+    cache_responses = serializers.BooleanField()
     variants = VariantDocumentSerializer(many=True)
     counts = CountsSerializer(help_text="Runs by status.")
+    scoring = ScoringSerializer(
+        help_text="How far scoring has come. The status is `scoring` while every call is made but scores are to come, then `finished`."
+    )
 
 
 class RunSerializer(serializers.Serializer):
@@ -188,16 +216,18 @@ class RunListQuery(serializers.Serializer):
 
 
 def experiment_document(experiment: Experiment) -> dict:
-    """The experiment with its variants (prefetched) and its runs counted by status."""
+    """The experiment with its variants (prefetched), its runs counted by status and how far scoring has come."""
     counts = services.experiment_counts(experiment)
-    fields = ["id", "name", "status", "repeats", "concurrency", "budget_usd", "spent_usd", "created_at", "started_at", "finished_at"]
+    fields = ["id", "name", "status", "repeats", "concurrency", "cache_responses", "budget_usd", "created_at",
+              "started_at", "finished_at"]  # fmt: skip
     return ExperimentSerializer({
         **{field: getattr(experiment, field) for field in fields},
-        "dataset": experiment.dataset, "spent_usd": counts["spent_usd"], "counts": counts,
+        "dataset": experiment.dataset, "spent": counts["spent_usd"], "counts": counts,
+        "scoring": extensions.scoring_progress(experiment),
         "variants": [
-            {"name": v.name, "prompt": v.prompt.name, "label": v.label, "version": v.version,
+            {"id": v.pk, "name": v.name, "display": v.display, "prompt": v.prompt.name, "label": v.label, "version": v.version,
              "model": v.endpoint.name if v.endpoint else None, "params": v.params}
-            for v in experiment.variants.all()
+            for v in display_apart(list(experiment.variants.all()))
         ],
     }).data  # fmt: skip
 
@@ -291,7 +321,8 @@ class ExperimentListApi(ProjectApi):
         attach = {attachment.name: attachment.resolve(self.project, data[attachment.name]) for attachment in extensions.attachments()}
         experiment = services.experiment_create(
             project=self.project, actor=self.actor, name=data["name"], dataset=dataset, variants=variants,
-            repeats=data["repeats"], concurrency=data["concurrency"], budget_usd=data.get("budget_usd"), attach=attach,
+            repeats=data["repeats"], concurrency=data["concurrency"], cache_responses=data["cache_responses"],
+            budget_usd=data.get("budget_usd"), attach=attach,
         )  # fmt: skip
         return Response(experiment_document(selectors.experiment_get(project=self.project, pk=experiment.pk)), status=201)
 
@@ -328,8 +359,29 @@ def _action(operation: str, service, description: str):
 
 ExperimentStartApi = _action("start", services.experiment_start, "Freeze the variants to versions, create the runs and start them.")
 ExperimentCancelApi = _action("cancel", services.experiment_cancel, "Cancel the pending runs; runs in flight finish.")
-ExperimentResumeApi = _action("resume", services.experiment_resume, "Run the cancelled runs again.")
+ExperimentResumeApi = _action(
+    "resume", services.experiment_resume,
+    "Run the cancelled runs again, and those skipped because the budget was reached (raise it first, with budget/).",
+)  # fmt: skip
 ExperimentRetryErrorsApi = _action("retry_errors", services.experiment_retry_errors, "Run the failed runs again.")
+
+
+class BudgetSerializer(serializers.Serializer):
+    budget_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=8, min_value=0, allow_null=True, help_text="The new budget; null for none. Never below what is spent."
+    )
+
+
+class ExperimentBudgetApi(ProjectApi):
+    required_scope = "run"
+
+    @extend_schema(operation_id="experiments_budget", request=BudgetSerializer, responses={200: ExperimentSerializer},
+                   description="Change the budget, also of a started experiment; then resume/ runs what was skipped for it.")  # fmt: skip
+    def post(self, request, pk: int):
+        data = self.valid(BudgetSerializer, request.data)
+        experiment = selectors.experiment_get(project=self.project, pk=pk)
+        services.experiment_budget_set(experiment=experiment, actor=self.actor, budget_usd=data["budget_usd"])
+        return Response(experiment_document(selectors.experiment_get(project=self.project, pk=pk)))
 
 
 class RunListApi(ProjectApi):
@@ -354,6 +406,7 @@ urlpatterns = [
     path("experiments/<int:pk>/start/", ExperimentStartApi.as_view(), name="api-experiment-start"),
     path("experiments/<int:pk>/cancel/", ExperimentCancelApi.as_view(), name="api-experiment-cancel"),
     path("experiments/<int:pk>/resume/", ExperimentResumeApi.as_view(), name="api-experiment-resume"),
+    path("experiments/<int:pk>/budget/", ExperimentBudgetApi.as_view(), name="api-experiment-budget"),
     path("experiments/<int:pk>/retry-errors/", ExperimentRetryErrorsApi.as_view(), name="api-experiment-retry-errors"),
     path("experiments/<int:pk>/runs/", RunListApi.as_view(), name="api-experiment-runs"),
 ]

@@ -9,6 +9,7 @@ without what it was created with.
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db.models import QuerySet
 
@@ -65,3 +66,126 @@ def item_assertions_normalize(*, project, assertions, where: str) -> list[dict]:
     if _assertions_check is None:
         raise Invalid(f"{where}: items cannot carry assertions: no evaluator kinds are installed.")
     return _assertions_check(project, assertions, where)
+
+
+# promptfoo's way of writing an assertion ({type, value} objects, `__expected` cells) is known to
+# evaluations.promptfoo, which registers a reader for it; dataset imports and exports use it.
+
+
+@dataclass(frozen=True)
+class AssertionReader:
+    # (text, where, threshold) -> the assertion of a CSV `__expected` cell in promptlab's shape, or Invalid
+    # naming `where` and why; threshold: the cell's own (promptfoo's __config:__expected<N>:threshold) or None
+    from_cell: Callable[[str, str, float | None], dict]
+    # (raw, where) -> the same for an assertion object of promptfoo's shape ({type, value, ...})
+    from_dict: Callable[[dict, str], dict]
+    # (assertion, project) -> the cell that reads back as exactly this (normalized) assertion, or None
+    to_cell: Callable[..., str | None]
+
+
+_assertion_reader: AssertionReader | None = None
+
+
+def register_assertion_reader(reader: AssertionReader) -> None:
+    global _assertion_reader
+    _assertion_reader = reader
+
+
+def assertion_reader() -> AssertionReader | None:
+    return _assertion_reader
+
+
+# --- Scores still to come ------------------------------------------------------------------
+# An experiment whose calls are all made is "scoring" until its answered runs are scored, then
+# "finished". Which runs still wait for a score is the grading rule's to say, in evaluations: it
+# registers these questions at start-up; experiments asks them to move an experiment between
+# the two states and to show how far scoring has come.
+
+
+@dataclass(frozen=True)
+class ScoringProgress:
+    scored: int  # answered runs whose scores are all in (an errored score is in: the run is errored)
+    to_score: int  # answered runs (done): those there is something to score on
+    grades: bool  # False when nothing (no evaluator, no item assertion) scores the runs
+
+    @property
+    def pending(self) -> int:
+        return self.to_score - self.scored
+
+
+@dataclass(frozen=True)
+class Scoring:
+    to_come: Callable[..., bool]  # (experiment) -> whether an answered run waits for a score; cheap enough to ask after each score
+    progress: Callable[..., ScoringProgress]  # (experiment) -> runs scored out of runs answered
+
+
+_scoring: Scoring | None = None
+
+
+def register_scoring(scoring: Scoring) -> None:
+    global _scoring
+    _scoring = scoring
+
+
+def scores_to_come(experiment) -> bool:
+    """Without evaluations nothing scores a run, so nothing is ever to come."""
+    return _scoring is not None and _scoring.to_come(experiment)
+
+
+def scoring_progress(experiment) -> ScoringProgress:
+    return _scoring.progress(experiment) if _scoring is not None else ScoringProgress(scored=0, to_score=0, grades=False)
+
+
+# --- Budgets ---------------------------------------------------------------------------------
+# An experiment's budget holds every call made for it: its runs', and those higher layers make
+# for its runs (evaluations' judges and embeddings). Those layers say here what refuses a start
+# and what they add to the forecast; experiment_start and variants_forecast ask them.
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One sampled cell of a forecast, an item on a variant: what acting on its runs would see."""
+
+    item: object  # the DatasetItem
+    messages: list[dict]  # the rendered messages its runs send
+    answer_tokens: int  # the forecast length of their answers
+    runs: float  # how many runs it stands for: repeats x (items in the dataset / items sampled)
+
+
+@dataclass(frozen=True)
+class ForecastPart:
+    """What a higher layer adds to an experiment's forecast, e.g. scoring: "20 judge calls"."""
+
+    name: str
+    calls: int
+    summary: str
+    usd: Decimal | None  # None when a price is unknown: `unpriced` says which
+    unpriced: tuple[str, ...] = ()
+
+
+_start_checks: dict[str, Callable[..., list[str]]] = {}
+_forecasts: dict[str, Callable[..., ForecastPart | None]] = {}
+
+
+def register_start_check(name: str, check: Callable[..., list[str]]) -> None:
+    """check(experiment) -> the problems that refuse its start (empty when none), asked inside
+    experiment_start's transaction before any run is created."""
+    _start_checks[name] = check
+
+
+def start_problems(experiment) -> list[str]:
+    return [problem for _, check in sorted(_start_checks.items()) for problem in check(experiment)]
+
+
+def register_forecast(name: str, part: Callable[..., ForecastPart | None]) -> None:
+    """part(dataset, planned: list[PlannedRun], experiment or None, attach: what a draft would be
+    created with, by attachment name) -> ForecastPart, or None when it adds nothing."""
+    _forecasts[name] = part
+
+
+def forecast_parts(*, dataset, planned: list[PlannedRun], experiment, attach: dict) -> list[ForecastPart]:
+    parts = []
+    for _, part in sorted(_forecasts.items()):
+        if (added := part(dataset=dataset, planned=planned, experiment=experiment, attach=attach)) is not None:
+            parts.append(added)
+    return parts

@@ -7,8 +7,10 @@ from django import forms
 
 from experiments import extensions
 from experiments.models import Dataset
+from promptlab.errors import Invalid
 from promptlab.llm.models import ModelEndpoint
 from prompts.models import Prompt
+from prompts.versions import version_or_label
 
 MAX_VARIANTS = 4
 
@@ -18,6 +20,10 @@ class ExperimentForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none())
     repeats = forms.IntegerField(min_value=1, max_value=100, initial=1)
     concurrency = forms.IntegerField(min_value=1, max_value=256, initial=8, help_text="Runs in flight at once.")
+    cache_responses = forms.BooleanField(
+        required=False, label="Reuse cached answers",
+        help_text="At temperature 0, answer from stored answers to identical calls (free); each repeat keeps its own answer.",
+    )  # fmt: skip
     budget_usd = forms.DecimalField(required=False, min_value=0, decimal_places=8, max_digits=14, label="Budget (USD)",
                                     help_text="Optional hard limit: no call starts beyond it.")  # fmt: skip
     start = forms.BooleanField(required=False, initial=True, label="Start it now")
@@ -35,7 +41,7 @@ class ExperimentForm(forms.Form):
         for n in range(MAX_VARIANTS):
             self.fields[f"variant{n}_prompt"] = forms.ModelChoiceField(queryset=prompts, required=n == 0, label="Prompt")
             self.fields[f"variant{n}_at"] = forms.CharField(
-                required=False, initial="production", label="Label or version", help_text="A label (production) or a version number (3)."
+                required=False, initial="production", label="Label or version", help_text="A label (production) or a version (v3 or 3)."
             )
             self.fields[f"variant{n}_endpoint"] = forms.ModelChoiceField(
                 queryset=endpoints, required=False, label="Model", empty_label="the version's model"
@@ -43,14 +49,14 @@ class ExperimentForm(forms.Form):
             self.fields[f"variant{n}_params"] = forms.CharField(required=False, label="Parameter overrides (JSON)")
 
     def settings_fields(self):
-        return [self[name] for name in ("name", "dataset", "repeats", "concurrency", "budget_usd")]
+        return [self[name] for name in ("name", "dataset", "repeats", "concurrency", "cache_responses", "budget_usd")]
 
     def attachment_fields(self):
         return [self[attachment.name] for attachment in extensions.attachments()]
 
     def attached(self) -> dict[str, list]:
-        """What experiment_create attaches, by attachment name."""
-        return {attachment.name: list(self.cleaned_data[attachment.name]) for attachment in extensions.attachments()}
+        """What experiment_create attaches, by attachment name (of a half-filled form, what is valid)."""
+        return {attachment.name: list(self.cleaned_data.get(attachment.name) or []) for attachment in extensions.attachments()}
 
     def variant_rows(self):
         return [[self[f"variant{n}_{part}"] for part in ("prompt", "at", "endpoint", "params")] for n in range(MAX_VARIANTS)]
@@ -73,9 +79,13 @@ class ExperimentForm(forms.Form):
                 continue
             at = (self.cleaned_data.get(f"variant{n}_at") or "production").strip()
             spec = {"prompt": prompt, "endpoint": self.cleaned_data.get(f"variant{n}_endpoint"), "params": self._params(n)}
-            spec |= {"version": int(at)} if at.isdigit() else {"label": at}
+            try:
+                spec |= version_or_label(at)
+            except Invalid as exc:
+                raise forms.ValidationError(f"Variant {n + 1}: {exc.message}") from None
+            pin = spec["label"] if "label" in spec else f"v{spec['version']}"
             endpoint = f" on {spec['endpoint'].display_name}" if spec["endpoint"] else ""
-            spec["name"] = f"{prompt.name} {'v' + at if at.isdigit() else at}{endpoint}"
+            spec["name"] = f"{prompt.name} {pin}{endpoint}"
             specs.append(spec)
         names = [spec["name"] for spec in specs]
         for index, spec in enumerate(specs):

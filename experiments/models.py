@@ -1,3 +1,6 @@
+import json
+from collections import defaultdict
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -96,6 +99,8 @@ class Experiment(models.Model):
             raise ValidationError({"dataset": "The dataset belongs to another project."})
         if self.budget_usd is not None and self.budget_usd <= 0:
             raise ValidationError({"budget_usd": "A budget must be more than 0 USD."})
+        if self.budget_usd is not None and self.budget_usd < self.spent_usd:
+            raise ValidationError({"budget_usd": f"The experiment has spent ${self.spent_usd} already: a budget cannot be less."})
 
 
 class Variant(models.Model):
@@ -118,11 +123,20 @@ class Variant(models.Model):
 
     @property
     def display(self) -> str:
-        """What pages call the variant: prompt, frozen version, then the label it was resolved
-        from ("support-reply v3 (production at start)"), after its own name when it has one."""
+        """What people see of the variant, true however its label moves later: the prompt, its
+        frozen version, then the label it was resolved from ("support-reply v3 (production at
+        start)"; before the start, when the label is not read yet, "support-reply at production").
+        A name of the variant's own comes first ("baseline: support-reply v3"); the names made
+        from the prompt's name (the experiment form's "support-reply production on GPT-4o") are
+        not repeated. Listed by `display_apart` with its experiment's other variants, it also
+        says what tells it from one that would read the same: the model, else the parameters."""
+        return getattr(self, "_display_apart", None) or self._display_alone()
+
+    def _display_alone(self) -> str:
         version = f"v{self.version}" if self.version else f"at {self.label or 'production'}"
         shown = f"{self.prompt.name} {version}" + (f" ({self.label} at start)" if self.label and self.version else "")
-        return shown if self.name in ("", self.prompt.name) else f"{self.name}: {shown}"
+        made_from_prompt = self.name in ("", self.prompt.name) or self.name.startswith(f"{self.prompt.name} ")
+        return shown if made_from_prompt else f"{self.name}: {shown}"
 
     def clean(self):
         if self.prompt_id and self.experiment.project_id and self.prompt.project_id != self.experiment.project_id:
@@ -131,6 +145,42 @@ class Variant(models.Model):
             validate_params(self.params)
         except Invalid as exc:
             raise ValidationError({"params": exc.message}) from None
+
+
+def display_apart(variants: list[Variant]) -> list[Variant]:
+    """The variants of one experiment (prompts and models selected), each `display` telling
+    it from the others: where two would read the same, the model is added ("... on GPT-4o
+    mini"), then the parameters that differ ("... with temperature=0.7"), then the name,
+    which is unique. Returns the list."""
+    shown = [variant._display_alone() for variant in variants]
+    for tell in (_model_of, _params_of, _name_of):
+        alike = defaultdict(list)
+        for index, text in enumerate(shown):
+            alike[text].append(index)
+        for indexes in (indexes for indexes in alike.values() if len(indexes) > 1):
+            group = [variants[index] for index in indexes]
+            for index in indexes:
+                shown[index] += tell(variants[index], group)
+    for variant, text in zip(variants, shown, strict=True):
+        variant._display_apart = text
+    return variants
+
+
+def _model_of(variant: Variant, alike: list[Variant]) -> str:
+    if len({other.endpoint_id for other in alike}) == 1:
+        return ""
+    return f" on {variant.endpoint.display_name}" if variant.endpoint else " on the version's model"
+
+
+def _params_of(variant: Variant, alike: list[Variant]) -> str:
+    keys = sorted({key for other in alike for key in other.params})
+    differ = [key for key in keys if len({json.dumps(other.params.get(key), sort_keys=True) for other in alike}) > 1]
+    shown = [f"{key}={json.dumps(variant.params[key])}" if key in variant.params else f"{key} unset" for key in differ]
+    return f" with {', '.join(shown)}" if shown else ""
+
+
+def _name_of(variant: Variant, alike: list[Variant]) -> str:
+    return f" ({variant.name})"
 
 
 class RunStatus(models.TextChoices):

@@ -155,11 +155,11 @@ def playground_variables(record) -> list[Variable]:
     return declared + undeclared
 
 
-def playground_version(*, prompt: Prompt, version: int | None):
-    """The version asked for (NotFound if it does not exist), else the production version when
-    there is one, else the latest (None for a prompt without versions)."""
-    if version is not None:
-        return selectors.prompt_version(prompt=prompt, version=version)
+def playground_version(*, prompt: Prompt, version: int | None = None, label: str | None = None):
+    """The version asked for, by number or label (NotFound if it does not exist), else the
+    production version when there is one, else the latest (None for a prompt without versions)."""
+    if version is not None or label is not None:
+        return selectors.prompt_version(prompt=prompt, version=version, label=label)
     return selectors.version_for_include(project_id=prompt.project_id, name=prompt.name, pin=None)
 
 

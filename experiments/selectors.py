@@ -1,10 +1,11 @@
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, When
 from django.shortcuts import get_object_or_404
 
-from experiments.models import Dataset, DatasetItem, Experiment, Run, RunStatus
+from experiments.models import Dataset, DatasetItem, Experiment, Run, RunStatus, Variant, display_apart
 from promptlab.accounts import selectors as account_selectors
 from promptlab.accounts.models import Project
 from promptlab.errors import NotFound
+from promptlab.llm.models import COST_UNKNOWN
 
 
 def experiment_for(*, user, pk: int) -> Experiment:
@@ -32,14 +33,34 @@ def dataset_items(*, dataset: Dataset) -> QuerySet[DatasetItem]:
     return dataset.items.order_by("row")
 
 
+def dataset_item(*, dataset: Dataset, row: int) -> DatasetItem:
+    """The dataset's item at this row; NotFound otherwise."""
+    item = dataset.items.filter(row=row).select_related("dataset__project").first()
+    if item is None:
+        raise NotFound(f"The dataset {dataset.name} has no row {row}.", details={"row": row})
+    return item
+
+
 def experiment_list(*, project: Project) -> QuerySet[Experiment]:
-    """The project's experiments, newest first, each with `run_count` and `finished_count`."""
+    """The project's experiments, newest first, each with `run_count`, `finished_count` and `spent`."""
     finished = Q(runs__status__in=[RunStatus.DONE, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.CANCELLED])
-    return (
+    return with_spent(
         Experiment.objects.filter(project=project).select_related("dataset")
         .annotate(run_count=Count("runs"), finished_count=Count("runs", filter=finished))
         .order_by("-created_at", "-id")  # the id breaks ties, so pages of the list never overlap
     )  # fmt: skip
+
+
+def with_spent(experiments: QuerySet[Experiment]) -> QuerySet[Experiment]:
+    """Each experiment with `spent`: what its runs cost, None when one's cost is unknown."""
+    unknown = Run.objects.filter(COST_UNKNOWN, experiment=OuterRef("pk"))
+    return experiments.annotate(spent=Case(When(Exists(unknown), then=None), default=F("spent_usd")))
+
+
+def variant_list(*, experiment: Experiment) -> list[Variant]:
+    """The experiment's variants in order, with their prompts and models, each `display`
+    telling it from the others."""
+    return display_apart(list(experiment.variants.select_related("prompt", "endpoint").order_by("pk")))
 
 
 def experiment_get(*, project: Project, pk: int) -> Experiment:

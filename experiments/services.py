@@ -1,5 +1,6 @@
 """Every write to experiments and runs. Pages, API, commands and the Celery runner call these."""
 
+import enum
 import socket
 import time
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from decimal import Decimal
 import structlog
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Min, Q, Sum
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from experiments import extensions, signals
@@ -17,22 +18,20 @@ from experiments.datasets import missing_variables
 from experiments.models import Dataset, Experiment, ExperimentStatus, Run, RunStatus, Variant
 from promptlab.accounts.access import Action, authorize
 from promptlab.errors import DomainError, Invalid, validated
-from promptlab.llm import catalog, gateway
+from promptlab.llm import catalog, estimates, gateway
 from promptlab.llm.errors import GatewayError
 from promptlab.llm.limits import CircuitOpen, LimitExceeded
-from promptlab.llm.models import ModelEndpoint
+from promptlab.llm.models import COST_UNKNOWN, ModelEndpoint
 from prompts import selectors
 from prompts.rendering import render_version
+from prompts.versions import version_or_label
 
 logger = structlog.get_logger(__name__)
 
-DEFAULT_COMPLETION_TOKENS = 256
-
-
 @transaction.atomic
 def experiment_create(*, project, actor, name: str, dataset: Dataset, variants: list[dict], repeats: int = 1,
-                      budget_usd: Decimal | None = None, concurrency: int = 8, attach: dict | None = None,
-                      start: bool = False) -> Experiment:  # fmt: skip
+                      budget_usd: Decimal | None = None, concurrency: int = 8, cache_responses: bool = False,
+                      attach: dict | None = None, start: bool = False) -> Experiment:  # fmt: skip
     """A draft experiment, with what higher layers attach to it (`attach`, by the names in
     experiments.extensions, e.g. {"evaluators": [...]}), started if asked. All or nothing: a
     refused start (say, an item lacks a variable) leaves no draft behind.
@@ -40,7 +39,7 @@ def experiment_create(*, project, actor, name: str, dataset: Dataset, variants: 
     authorize(actor, project, Action.EDIT)
     experiment = Experiment(project=project, created_by=actor)
     experiment = _draft_save(experiment, name=name, dataset=dataset, variants=variants, repeats=repeats,
-                             budget_usd=budget_usd, concurrency=concurrency)  # fmt: skip
+                             budget_usd=budget_usd, concurrency=concurrency, cache_responses=cache_responses)  # fmt: skip
     extensions.attach_all(experiment=experiment, actor=actor, given=attach or {})
     return experiment_start(experiment=experiment, actor=actor) if start else experiment
 
@@ -58,7 +57,7 @@ def experiment_update(*, experiment: Experiment, actor, variants: list[dict], **
     return _draft_save(experiment, variants=variants, **fields)
 
 
-DRAFT_FIELDS = {"name", "dataset", "repeats", "budget_usd", "concurrency"}
+DRAFT_FIELDS = {"name", "dataset", "repeats", "budget_usd", "concurrency", "cache_responses"}
 
 
 def _draft_save(experiment: Experiment, *, variants: list[dict], **fields) -> Experiment:
@@ -68,10 +67,11 @@ def _draft_save(experiment: Experiment, *, variants: list[dict], **fields) -> Ex
         raise Invalid("An experiment needs at least one variant.")
     validated(experiment, "experiment").save()
     for spec in variants:
+        # A label typed as a version ("v3", from the admin or a gate's baseline) is that version.
+        pin = {"version": spec["version"]} if spec.get("version") else version_or_label(spec.get("label") or "production")
         variant = Variant(
             experiment=experiment, name=spec.get("name") or spec["prompt"].name, prompt=spec["prompt"],
-            label="" if spec.get("version") else spec.get("label") or "production",
-            version=spec.get("version"), endpoint=spec.get("endpoint"), params=spec.get("params") or {},
+            label=pin.get("label", ""), version=pin.get("version"), endpoint=spec.get("endpoint"), params=spec.get("params") or {},
         )  # fmt: skip
         validated(variant, f"variant {variant.name!r}").save()
     return experiment
@@ -125,6 +125,8 @@ def experiment_start(*, experiment: Experiment, actor) -> Experiment:
     if problems := experiment_missing_variables(experiment):
         shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
         raise Invalid(f"Some items lack variables the prompts need: {shown}.", details={"missing": problems[:200]})
+    if problems := _budget_problems(experiment, resolved) + extensions.start_problems(experiment):
+        raise Invalid(f"The experiment cannot start: {'; '.join(problems)}.", details={"problems": problems})
     for item in resolved:
         item.variant.version, item.variant.endpoint = item.record.version, item.endpoint
         item.variant.params = item.params
@@ -144,6 +146,19 @@ def experiment_start(*, experiment: Experiment, actor) -> Experiment:
     return experiment
 
 
+def _budget_problems(experiment: Experiment, resolved: list[ResolvedVariant]) -> list[str]:
+    """With a budget, each variant's calls need a price and a longest answer, so that each call
+    can be held against it before it is made."""
+    if experiment.budget_usd is None:
+        return []
+    problems = []
+    for item in resolved:
+        estimate = estimates.CallEstimate(item.endpoint, 0, estimates.answer_tokens(item.endpoint, item.params))
+        if estimate.problem:
+            problems.append(f"variant {item.variant.name!r}: {estimate.problem}")
+    return problems
+
+
 def _enqueue(experiment: Experiment) -> None:
     from experiments.tasks import experiment_drain
 
@@ -156,8 +171,10 @@ class Forecast:
     calls: int
     prompt_tokens: int
     completion_tokens: int
-    usd: Decimal | None  # None when a model's price is unknown
+    usd: Decimal | None  # the runs' and the parts'; None when a cost is unknown: `unpriced` says why
     sampled: int | None = None  # when set, tokens were counted on this many items and scaled up
+    parts: tuple[extensions.ForecastPart, ...] = ()  # what higher layers do for each run: scoring's judge calls
+    unpriced: tuple[str, ...] = ()  # why usd is None: "variant 'a': the model endpoint 'x' has no price, ..."
 
 
 FORECAST_SAMPLE = 500  # items whose prompts are rendered and counted; a larger dataset is scaled up
@@ -165,43 +182,59 @@ FORECAST_SAMPLE = 500  # items whose prompts are rendered and counted; a larger 
 
 def experiment_forecast(experiment: Experiment) -> Forecast:
     return variants_forecast(
-        dataset=experiment.dataset, variants=list(experiment.variants.select_related("prompt", "endpoint")), repeats=experiment.repeats
-    )
+        dataset=experiment.dataset, variants=list(experiment.variants.select_related("prompt", "endpoint")),
+        repeats=experiment.repeats, experiment=experiment,
+    )  # fmt: skip
 
 
-def variants_forecast(*, dataset: Dataset, variants: list[Variant], repeats: int) -> Forecast:
-    """Calls and estimated cost of running the variants (saved or not) over the dataset:
-    prompt tokens counted on the rendered messages with LiteLLM's token counter (on the first
-    FORECAST_SAMPLE items, scaled up for a larger dataset); completion tokens from earlier
-    runs of the same prompt version when there are some, else max_tokens (or 256)."""
+def variants_forecast(*, dataset: Dataset, variants: list[Variant], repeats: int, experiment: Experiment | None = None,
+                      attach: dict | None = None) -> Forecast:  # fmt: skip
+    """Calls and estimated cost of running the variants (saved or not) over the dataset, and of
+    what higher layers do for each run (scoring: the experiment's evaluators, or for a draft not
+    saved yet those in `attach`, by attachment name): prompt tokens counted on the rendered
+    messages with LiteLLM's token counter (on the first FORECAST_SAMPLE items, scaled up for a
+    larger dataset); completion tokens from earlier runs of the same prompt version when there
+    are some, else at their cap (max_tokens, else the model's longest answer), which is what a
+    budget holds for each call."""
     from django.db.models import Avg
 
     total = dataset.items.count()
-    sample = list(dataset.items.order_by("row").values_list("vars", flat=True)[:FORECAST_SAMPLE])
+    sample = list(dataset.items.order_by("row")[:FORECAST_SAMPLE])
     scale = total / len(sample) if sample else 0
     calls = prompt_total = completion_total = 0
-    usd = Decimal(0)
+    usd, unpriced, planned = Decimal(0), [], []
     for item in [_resolve(variant) for variant in variants]:
         earlier = Run.objects.filter(
             variant__prompt=item.variant.prompt, variant__version=item.record.version, status=RunStatus.DONE
         ).aggregate(avg=Avg("completion_tokens"))["avg"]
-        per_call = round(earlier) if earlier is not None else item.params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
-        prices = catalog.prices_per_token(item.endpoint)
+        per_call = round(earlier) if earlier is not None else estimates.answer_tokens(item.endpoint, item.params)
         renderable = tokens = 0
-        for values in sample:
+        for dataset_item in sample:
             try:
-                rendered = render_version(item.record, values)
+                rendered = render_version(item.record, dataset_item.vars)
             except DomainError:
                 continue  # experiment_start reports such items by row
+            messages = rendered.messages or [{"role": "user", "content": rendered.text}]
             renderable += 1
-            tokens += _prompt_tokens(item.endpoint, rendered.messages or [{"role": "user", "content": rendered.text}])
+            tokens += estimates.prompt_tokens(item.endpoint, messages=messages)
+            planned.append(
+                extensions.PlannedRun(item=dataset_item, messages=messages, answer_tokens=per_call or 0, runs=scale * repeats)
+            )
         variant_calls, variant_tokens = round(renderable * scale) * repeats, round(tokens * scale) * repeats
         calls += variant_calls
         prompt_total += variant_tokens
-        completion_total += per_call * variant_calls
-        usd = None if prices is None or usd is None else usd + prices[0] * variant_tokens + prices[1] * per_call * variant_calls
-    return Forecast(calls=calls, prompt_tokens=prompt_total, completion_tokens=completion_total, usd=usd,
-                    sampled=len(sample) if total > len(sample) else None)  # fmt: skip
+        completion_total += (per_call or 0) * variant_calls
+        estimate = estimates.CallEstimate(item.endpoint, variant_tokens, None if per_call is None else per_call * variant_calls)
+        if estimate.usd is None:
+            unpriced.append(f"variant {item.variant.name!r}: {estimate.problem}")
+        else:
+            usd += estimate.usd
+    parts = extensions.forecast_parts(dataset=dataset, planned=planned, experiment=experiment, attach=attach or {})
+    for part in parts:
+        unpriced += part.unpriced
+        usd += part.usd or 0
+    return Forecast(calls=calls, prompt_tokens=prompt_total, completion_tokens=completion_total, usd=None if unpriced else usd,
+                    sampled=len(sample) if total > len(sample) else None, parts=tuple(parts), unpriced=tuple(unpriced))  # fmt: skip
 
 
 # --- The runner -------------------------------------------------------------------------
@@ -225,10 +258,14 @@ def run_claim(*, experiment_id: int) -> Run | None:
                 return None
             lease_until = now + timedelta(seconds=settings.EXPERIMENT_RUN_LEASE_SECONDS)
             won = Run.objects.filter(id=candidate.id, status=candidate.status, claims=candidate.claims).update(
-                status=RunStatus.RUNNING, lease_until=lease_until, claims=F("claims") + 1
+                status=RunStatus.RUNNING, lease_until=lease_until, claims=F("claims") + 1, reserved_usd=0
             )
+            if won and candidate.reserved_usd:
+                # Its worker died while holding budget for its call: the hold goes, and is held again if it runs.
+                budget_settle(experiment_id=experiment_id, reserved=candidate.reserved_usd, cost=None)
         if won:
             candidate.status, candidate.lease_until, candidate.claims = RunStatus.RUNNING, lease_until, candidate.claims + 1
+            candidate.reserved_usd = Decimal(0)
             return candidate
 
 
@@ -244,10 +281,26 @@ def run_execute(*, run: Run, versions: dict | None = None) -> Run:
         messages = rendered.messages or [{"role": "user", "content": rendered.text}]
     except DomainError as exc:
         return _finish(run, RunStatus.FAILED, error=exc.message, error_kind="render")
-    if run.experiment.budget_usd is not None and not _reserve(run, _estimate_cost(variant.endpoint, messages, variant.params)):
-        return _finish(run, RunStatus.SKIPPED, error="The experiment's budget would be exceeded.", error_kind="budget")
+    if run.experiment.budget_usd is not None:
+        estimate = estimates.chat_call(variant.endpoint, messages, variant.params)
+        if estimate.usd is None:
+            error = f"The experiment has a budget, and {estimate.problem}."
+            return _finish(run, RunStatus.SKIPPED, error=error, error_kind="budget")
+        hold = budget_reserve(
+            experiment_id=run.experiment_id, amount=estimate.usd, holder=_claimed(run), wait_s=RUN_BUDGET_WAIT_SECONDS
+        )
+        if hold is Hold.SPENT:
+            return _finish(run, RunStatus.SKIPPED, error=budget_reached(estimate.usd), error_kind="budget")
+        if hold is not Hold.HELD:  # busy: calls in flight hold what is left; it is claimed again later
+            _release(run)
+            return run
+        run.reserved_usd = estimate.usd
     try:
-        result = gateway.complete(endpoint=variant.endpoint, messages=messages, params=variant.params)
+        # Repeats are samples: no answer is reused unless the experiment opts in, and then each repeat keeps its own.
+        result = gateway.complete(
+            endpoint=variant.endpoint, messages=messages, params=variant.params,
+            cache_response=None if run.experiment.cache_responses else False, cache_scope=f"repeat {run.repeat}",
+        )  # fmt: skip
     except (LimitExceeded, CircuitOpen) as exc:
         # No call was made: give the run back and let the endpoint recover.
         _release(run)
@@ -258,41 +311,17 @@ def run_execute(*, run: Run, versions: dict | None = None) -> Run:
     return _finish(run, RunStatus.DONE, messages=messages, **gateway.answer_fields(result))
 
 
-def _estimate_cost(endpoint, messages, params) -> Decimal:
-    prices = catalog.prices_per_token(endpoint)
-    if prices is None:
-        return Decimal(0)
-    return prices[0] * _prompt_tokens(endpoint, messages) + prices[1] * params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
-
-
-def _prompt_tokens(endpoint, messages) -> int:
-    """Prompt tokens of the rendered messages, by LiteLLM's token counter (forecast and budget alike)."""
-    return gateway.prepared_litellm().token_counter(model=endpoint.model.split("/", 1)[-1], messages=messages)
-
-
-@transaction.atomic
-def _reserve(run: Run, estimate: Decimal) -> bool:
-    """Hold the run's estimated cost against the budget; False when it would be exceeded."""
-    experiment = Experiment.objects.select_for_update().get(pk=run.experiment_id)
-    if experiment.spent_usd + experiment.reserved_usd + estimate > experiment.budget_usd:
-        return False
-    Experiment.objects.filter(pk=experiment.pk).update(reserved_usd=F("reserved_usd") + estimate)
-    Run.objects.filter(pk=run.pk).update(reserved_usd=estimate)
-    run.reserved_usd = estimate
-    return True
+def _claimed(run: Run) -> QuerySet:
+    """The run, while this claim still holds it."""
+    return Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, claims=run.claims)
 
 
 @transaction.atomic
 def _finish(run: Run, status: str, **fields) -> Run:
     """Write the result only while this claim still holds the run, and settle the budget."""
-    cost = fields.get("cost_usd") or Decimal(0)
-    updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, claims=run.claims).update(
-        status=status, lease_until=None, finished_at=timezone.now(), reserved_usd=0, **fields
-    )
-    if updated and (cost or run.reserved_usd):
-        Experiment.objects.filter(pk=run.experiment_id).update(
-            spent_usd=F("spent_usd") + cost, reserved_usd=F("reserved_usd") - run.reserved_usd
-        )
+    updated = _claimed(run).update(status=status, lease_until=None, finished_at=timezone.now(), reserved_usd=0, **fields)
+    if updated:
+        budget_settle(experiment_id=run.experiment_id, reserved=run.reserved_usd, cost=fields.get("cost_usd"))
     if updated and status == RunStatus.DONE:
         transaction.on_commit(lambda: signals.run_done.send(sender=Run, run_id=run.pk))
     return run
@@ -300,24 +329,110 @@ def _finish(run: Run, status: str, **fields) -> Run:
 
 @transaction.atomic
 def _release(run: Run) -> None:
-    if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, claims=run.claims).update(
-        status=RunStatus.PENDING, lease_until=None, reserved_usd=0
-    ):
-        Experiment.objects.filter(pk=run.experiment_id).update(reserved_usd=F("reserved_usd") - run.reserved_usd)
+    """Give the run back to pending, and its hold on the budget, without a call made."""
+    if _claimed(run).update(status=RunStatus.PENDING, lease_until=None, reserved_usd=0):
+        budget_settle(experiment_id=run.experiment_id, reserved=run.reserved_usd, cost=None)
+
+
+# --- The budget ---------------------------------------------------------------------------------
+# Every call made for an experiment (its runs', and the judge and embedding calls that score
+# them) holds the most it can cost against the budget before it is made, and settles when it is
+# recorded: the hold goes and what the call cost is spent. Together the holds never exceed what
+# is left, so spent_usd never exceeds budget_usd.
+
+RUN_BUDGET_WAIT_SECONDS = 30  # a run waits this long for calls in flight to settle, then is tried again later
+BUDGET_POLL_SECONDS = 0.2
+
+
+class Hold(enum.Enum):
+    HELD = "held"  # on the holder's row and the experiment's: settle it with budget_settle
+    BUSY = "busy"  # it fits once calls in flight settle, and they did not within the wait
+    SPENT = "spent"  # it can never fit: what is spent already and this are over the budget
+    LOST = "lost"  # the holder's claim was taken over by another worker: nothing is held
+
+
+def budget_reserve(*, experiment_id: int, amount: Decimal, holder: QuerySet, wait_s: float = 0) -> Hold:
+    """Hold `amount` against the experiment's budget and on `holder`, the one row (filtered by
+    its claim) whose reserved_usd remembers it: a run or a score. While only the holds of calls
+    in flight stand in the way, wait up to wait_s for them to settle."""
+    deadline = time.monotonic() + wait_s
+    while (hold := _hold(experiment_id, amount, holder)) is Hold.BUSY and time.monotonic() < deadline:
+        time.sleep(BUDGET_POLL_SECONDS)
+    return hold
+
+
+@transaction.atomic
+def _hold(experiment_id: int, amount: Decimal, holder: QuerySet) -> Hold:
+    experiment = Experiment.objects.select_for_update().only("budget_usd", "spent_usd", "reserved_usd").get(pk=experiment_id)
+    if experiment.budget_usd is not None:
+        if experiment.spent_usd + amount > experiment.budget_usd:
+            return Hold.SPENT
+        if experiment.spent_usd + experiment.reserved_usd + amount > experiment.budget_usd:
+            return Hold.BUSY
+    if not holder.update(reserved_usd=amount):
+        return Hold.LOST
+    Experiment.objects.filter(pk=experiment_id).update(reserved_usd=F("reserved_usd") + amount)
+    return Hold.HELD
+
+
+def budget_settle(*, experiment_id: int, reserved: Decimal, cost: Decimal | None) -> None:
+    """Release a hold and count what the call cost (None when nothing was billed). Call it in the
+    transaction that records the call, and only when that write won its claim: it settles once."""
+    if reserved or cost:
+        Experiment.objects.filter(pk=experiment_id).update(
+            spent_usd=F("spent_usd") + (cost or 0), reserved_usd=F("reserved_usd") - reserved
+        )
+
+
+def budget_reached(usd: Decimal) -> str:
+    """Why a call was not made: the runner's and scoring's words alike."""
+    return (f"The experiment's budget is reached: this call could cost up to ${usd:f}, more than is left. "
+            "Raise the budget and resume the experiment to make it.")  # fmt: skip
 
 
 def experiment_finish_if_done(*, experiment_id: int) -> bool:
-    """Mark a running experiment finished once no run is pending or in flight; True when
-    nothing is left to run (also when the experiment was cancelled)."""
+    """Once no run of a running experiment is pending or in flight, it is finished if no score is
+    to come (nothing scores its runs, or their scores are in), else scoring until they are. True
+    when nothing is left to run (also when the experiment was cancelled: it stays cancelled)."""
     open_runs = Run.objects.filter(
         experiment_id=experiment_id, experiment__status=ExperimentStatus.RUNNING, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
     )
     if open_runs.exists():
         return False
-    Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.RUNNING).update(
-        status=ExperimentStatus.FINISHED, finished_at=timezone.now()
-    )
+    running = Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.RUNNING)
+    experiment = running.first()
+    if experiment is None:
+        return True
+    if not extensions.scores_to_come(experiment):
+        running.update(status=ExperimentStatus.FINISHED, finished_at=timezone.now())
+    elif running.update(status=ExperimentStatus.SCORING):
+        # A last score written since the question saw "running" and left the state alone: ask again.
+        experiment_scored_if_done(experiment_id=experiment_id)
     return True
+
+
+def experiment_scored_if_done(*, experiment_id: int) -> bool:
+    """Finish a scoring experiment once no score is to come (evaluations tells, through
+    experiments.extensions). Scoring asks after the scores it writes; the compare-and-set lets
+    two tasks that finish at once both ask. True when this call finished it."""
+    scoring = Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.SCORING)
+    experiment = scoring.first()
+    if experiment is None or extensions.scores_to_come(experiment):
+        return False
+    return bool(scoring.update(status=ExperimentStatus.FINISHED, finished_at=timezone.now()))
+
+
+def experiment_scoring_settle(*, experiment_id: int) -> None:
+    """After its evaluators change or it is re-scored: a finished experiment whose answered runs
+    wait for scores again is scoring until they are in (its verdicts are not final meanwhile),
+    and a scoring one with none left to come is finished. Retrying errored scores alone leaves
+    a finished experiment finished: an errored score counts as in."""
+    finished = Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.FINISHED)
+    experiment = finished.first()
+    if experiment is not None and extensions.scores_to_come(experiment):
+        finished.update(status=ExperimentStatus.SCORING, finished_at=None)
+    else:
+        experiment_scored_if_done(experiment_id=experiment_id)
 
 
 def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
@@ -380,13 +495,27 @@ def experiment_cancel(*, experiment: Experiment, actor) -> Experiment:
 
 
 @transaction.atomic
-def experiment_resume(*, experiment: Experiment, actor, retry: tuple[str, ...] = (RunStatus.CANCELLED,)) -> Experiment:
-    """Put cancelled runs (and, for retry errors, failed ones) back to pending and run again."""
+def experiment_resume(*, experiment: Experiment, actor) -> Experiment:
+    """Run again the cancelled runs and those skipped because the budget was reached (once it is
+    raised they run as far as it allows); evaluations scores again what errored for the budget."""
+    experiment = _reopen(experiment, actor, Q(status=RunStatus.CANCELLED) | Q(status=RunStatus.SKIPPED, error_kind="budget"))
+    transaction.on_commit(lambda: signals.experiment_resumed.send(sender=Experiment, experiment_id=experiment.pk))
+    return experiment
+
+
+@transaction.atomic
+def experiment_retry_errors(*, experiment: Experiment, actor) -> Experiment:
+    """Run the failed runs again."""
+    return _reopen(experiment, actor, Q(status=RunStatus.FAILED))
+
+
+def _reopen(experiment: Experiment, actor, runs: Q) -> Experiment:
+    """Put these runs back to pending and run the experiment again."""
     authorize(actor, experiment.project, Action.EDIT)
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if experiment.status == ExperimentStatus.DRAFT:
         raise Invalid("Start the experiment first.")
-    reopened = Run.objects.filter(experiment=experiment, status__in=retry).update(
+    reopened = Run.objects.filter(runs, experiment=experiment).update(
         status=RunStatus.PENDING, error="", error_kind="", finished_at=None
     )
     if reopened or Run.objects.filter(experiment=experiment, status=RunStatus.PENDING).exists():
@@ -396,13 +525,22 @@ def experiment_resume(*, experiment: Experiment, actor, retry: tuple[str, ...] =
     return experiment
 
 
-def experiment_retry_errors(*, experiment: Experiment, actor) -> Experiment:
-    return experiment_resume(experiment=experiment, actor=actor, retry=(RunStatus.FAILED,))
+@transaction.atomic
+def experiment_budget_set(*, experiment: Experiment, actor, budget_usd: Decimal | None) -> Experiment:
+    """Change the budget, also of a started experiment (None: no limit), never to less than it
+    has spent. Resuming then runs what was skipped for the budget."""
+    authorize(actor, experiment.project, Action.EDIT)
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    experiment.budget_usd = budget_usd
+    validated(experiment, "budget").save(update_fields=["budget_usd"])
+    logger.info("experiments.budget_set", experiment_id=experiment.pk, budget_usd=str(budget_usd))
+    return experiment
 
 
 def experiment_counts(experiment: Experiment) -> dict:
-    """Runs by status and the spend, straight from the runs."""
+    """Runs by status and the spend, straight from the runs: None when a run's cost is unknown
+    (its model has no price), never the partial sum."""
     counts = dict(experiment.runs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    totals = experiment.runs.aggregate(spent=Sum("cost_usd"))
+    totals = experiment.runs.aggregate(spent=Sum("cost_usd"), unknown=Count("id", filter=COST_UNKNOWN))
     return {**{status: counts.get(status, 0) for status in RunStatus.values}, "total": sum(counts.values()),
-            "spent_usd": totals["spent"] or Decimal(0)}  # fmt: skip
+            "spent_usd": None if totals["unknown"] else totals["spent"] or Decimal(0)}  # fmt: skip

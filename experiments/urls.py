@@ -13,4 +13,5 @@ urlpatterns = [
     path("projects/<slug:slug>/datasets/", views.datasets_page, name="datasets"),
     path("projects/<slug:slug>/datasets/<slug:name>/", views.dataset_page, name="dataset_detail"),
     path("projects/<slug:slug>/datasets/<slug:name>/export.<str:format>", views.dataset_download, name="dataset_export"),
+    path("projects/<slug:slug>/datasets/<slug:name>/items/<int:row>/checks/", views.dataset_item_checks, name="dataset_item_checks"),
 ]

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url, reswap, retarget
 
-from experiments import datasets, playground, selectors, services
+from experiments import datasets, extensions, playground, selectors, services
 from experiments.forms import ExperimentForm
 from experiments.models import Dataset, ExperimentStatus, PlaygroundCallStatus, Variant
 from promptlab.accounts import selectors as account_selectors
@@ -26,13 +26,16 @@ from promptlab.htmx import page_or_fragment
 from promptlab.llm.models import ModelEndpoint
 from prompts import selectors as prompt_selectors
 from prompts.validation import variable_type_errors
+from prompts.versions import version_or_label
 
 
 @require_GET
 @login_required
 def experiment_detail(request, pk: int):
-    """The experiment's progress; for htmx only the fragment, which polls until it is over."""
+    """The experiment's progress, calls then scores; for htmx only the fragment, which polls
+    until it is over (finished or cancelled)."""
     experiment = selectors.experiment_for(user=request.user, pk=pk)
+    active = experiment.status in (ExperimentStatus.RUNNING, ExperimentStatus.SCORING)
     counts = services.experiment_counts(experiment)
     finished = counts["done"] + counts["failed"] + counts["skipped"] + counts["cancelled"]
     eta = None
@@ -42,7 +45,8 @@ def experiment_detail(request, pk: int):
     context = {
         "experiment": experiment, "counts": counts, "finished": finished, "eta_seconds": eta,
         "percent": round(100 * finished / counts["total"]) if counts["total"] else 0,
-        "polling": experiment.status == ExperimentStatus.RUNNING,
+        "polling": active, "variants": selectors.variant_list(experiment=experiment),
+        "scoring": extensions.scoring_progress(experiment) if active else None,
     }  # fmt: skip
     return page_or_fragment(
         request, "experiments/experiment_detail.html", context, fragment_template="experiments/partials/experiment-progress.html"
@@ -145,8 +149,8 @@ def _playground_context(project, *, prompt_id=None, version=None, batch=None, da
         return context
     try:
         prompt = next(p for p in prompts if p.pk == int(prompt_id)) if prompt_id else prompts[0]
-        record = playground.playground_version(prompt=prompt, version=int(version) if version else None)
-    except (StopIteration, ValueError, NotFound):
+        record = playground.playground_version(prompt=prompt, **(version_or_label(str(version)) if version else {}))
+    except (StopIteration, ValueError, NotFound, Invalid):
         record = None
     if record is None:
         raise Http404("No such prompt version in this project.")
@@ -315,14 +319,43 @@ def _compact(values) -> list[tuple[str, str]]:
     return [(key, text(value)) for key, value in values.items()] if isinstance(values, dict) else [("", text(values))]
 
 
-def _items_context(dataset, page_number) -> dict:
-    """One page of the items; a malformed page number shows the first page, one past the end the last."""
+def _items_context(dataset, page_number, *, editing: dict | None = None) -> dict:
+    """One page of the items; a malformed page number shows the first page, one past the end the
+    last. `editing`: the row of the page whose checks' editor shows what was refused."""
     page = Paginator(selectors.dataset_items(dataset=dataset), ITEMS_PER_PAGE).get_page(page_number)
     return {
         "page_obj": page,
         "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
-        "rows": [(item, _compact(item.vars), _compact(item.metadata)) for item in page],
+        "rows": [editing if editing and editing["item"].pk == item.pk else _item_row(item) for item in page],
     }
+
+
+def _item_row(item, *, assertions: str | None = None, threshold: str | None = None, error: str = "", saved: bool = False) -> dict:
+    """What the items table shows of an item, with its checks' editor: the item's own, or the
+    text that was refused (`error`)."""
+    if assertions is None:
+        assertions = json.dumps(item.assertions, indent=2, ensure_ascii=False) if item.assertions else ""
+    if threshold is None:
+        threshold = "" if item.threshold is None else str(item.threshold)
+    return {"item": item, "vars": _compact(item.vars), "metadata": _compact(item.metadata), "checks": _checks_label(item),
+            "assertions": assertions, "threshold": threshold, "error": error, "saved": saved}  # fmt: skip
+
+
+def _checks_label(item) -> str:
+    """An item's own checks in a few words: "contains: Paris · not is_json · threshold 0.5"."""
+    labels = []
+    for assertion in item.assertions or []:
+        config = assertion.get("config") or {}
+        label = f"{'not ' if assertion.get('inverted') else ''}{assertion.get('kind')}"
+        if "value" in config:
+            value = config["value"] if isinstance(config["value"], str) else json.dumps(config["value"], ensure_ascii=False)
+            label += f": {value if len(value) <= 40 else value[:40] + '…'}"
+        if assertion.get("weight", 1) != 1:
+            label += f" (weight {assertion['weight']:g})"
+        labels.append(label)
+    if item.threshold is not None:
+        labels.append(f"threshold {item.threshold:g}")
+    return " · ".join(labels)
 
 
 @require_http_methods(["GET", "POST"])
@@ -407,6 +440,37 @@ def _import_error(exc: DomainError) -> dict:
     return {"import_error": f"Nothing was imported: {count}. Fix the file and upload it again.", "problems": problems}
 
 
+@require_POST
+@login_required
+def dataset_item_checks(request, slug: str, name: str, row: int):
+    """Save an item's own assertions (JSON, promptlab's shape) and threshold (editors). For htmx
+    the item's table row, its editor left open with the problem when they are refused; without
+    htmx back to the item's page of the dataset."""
+    project = account_selectors.project_for(user=request.user, slug=slug)
+    dataset = selectors.dataset_get(project=project, name=name)
+    if not role_allows(project.role, Action.EDIT):
+        raise PermissionDenied("Viewers cannot change dataset items.")
+    item = selectors.dataset_item(dataset=dataset, row=row)
+    text, threshold = request.POST.get("assertions", ""), request.POST.get("threshold", "")
+    try:
+        assertions = datasets.assertions_from_json(text)
+        item = datasets.dataset_item_update(item=item, actor=request.user, assertions=assertions, threshold=threshold)
+    except DomainError as exc:
+        entry = _item_row(item, assertions=text, threshold=threshold, error=exc.message)
+    else:
+        entry = _item_row(item, saved=True)
+    context = {"project": project, "dataset": dataset, "can_edit": True, "entry": entry}
+    if request.htmx:
+        return render(request, "experiments/partials/dataset-item.html", context)
+    page = selectors.dataset_items(dataset=dataset).filter(row__lt=item.row).count() // ITEMS_PER_PAGE + 1
+    if not entry["error"]:
+        messages.success(request, f"Saved the checks of row {item.row}.")
+        url = reverse("dataset_detail", args=[project.slug, dataset.name]) + (f"?page={page}" if page > 1 else "")
+        return redirect(f"{url}#dataset-item-{item.row}")
+    context.update(_items_context(dataset, page, editing=entry), form=DatasetUploadForm())
+    return render(request, "experiments/dataset_detail.html", context)
+
+
 @require_GET
 @login_required
 def dataset_download(request, slug: str, name: str, format: str):
@@ -452,8 +516,8 @@ def experiment_new(request, slug: str):
             data = form.cleaned_data
             experiment = services.experiment_create(
                 project=project, actor=request.user, name=data["name"], dataset=data["dataset"], variants=form.specs,
-                repeats=data["repeats"], concurrency=data["concurrency"], budget_usd=data["budget_usd"],
-                attach=form.attached(), start=data["start"],
+                repeats=data["repeats"], concurrency=data["concurrency"], cache_responses=data["cache_responses"],
+                budget_usd=data["budget_usd"], attach=form.attached(), start=data["start"],
             )  # fmt: skip
         except DomainError as exc:
             form.add_error(None, exc.message)
@@ -480,7 +544,7 @@ def experiment_forecast(request, slug: str):
             for spec in form.specs
         ]  # fmt: skip
         try:
-            context["forecast"] = services.variants_forecast(dataset=dataset, variants=variants, repeats=repeats)
+            context["forecast"] = services.variants_forecast(dataset=dataset, variants=variants, repeats=repeats, attach=form.attached())
         except DomainError as exc:
             context["problem"] = exc.message
     return render(request, "experiments/partials/forecast.html", context)

@@ -1,4 +1,5 @@
-"""A small client for services that use promptlab's REST API: fetch, render and invoke prompts.
+"""A small client for services that use promptlab's REST API: fetch, render and invoke prompts;
+and, for a service's CI, run an experiment to its verdict (see promptlab_client.eval).
 
     from promptlab_client import PromptlabClient
 
@@ -70,7 +71,9 @@ class PromptlabClient:
 
     `ttl` and `stale_ttl` are seconds (see the module's docstring); `max_entries` bounds the
     cache (least recently used entries go first). `timeout` is for fetches and renders;
-    `invoke_timeout` for invokes, which wait for the model. `clock` is for tests.
+    `invoke_timeout` for invokes, which wait for the model, and for the experiment calls.
+    `project` (a slug) is checked on every request: a key of another project is refused. `clock`
+    is for tests.
     """
 
     def __init__(
@@ -83,10 +86,12 @@ class PromptlabClient:
         timeout: float = 2.0,
         invoke_timeout: float = 60.0,
         max_entries: int = 1024,
+        project: str | None = None,
         http: httpx.Client | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.base_url = base_url.rstrip("/")
+        self.project = project
         self.ttl, self.stale_ttl = ttl, stale_ttl
         self.timeout, self.invoke_timeout = timeout, invoke_timeout
         self.max_entries = max_entries
@@ -127,6 +132,25 @@ class PromptlabClient:
             return _json(self._request("POST", f"prompts/{quote(name)}/invoke/", None, body, None, timeout))
         except PromptlabUnavailable as exc:
             return _fall_back(fallback, exc)
+
+    # --- Experiments (never cached: their state moves) ------------------------------------------
+
+    def experiment(self, experiment_id: int) -> dict:
+        """The experiment: status (draft, running, scoring, finished or cancelled), runs counted
+        by status, scoring {"scored", "to_score"}, variants, spend, ..."""
+        return _json(self._request("GET", f"experiments/{int(experiment_id)}/", None, None, None, self.invoke_timeout))
+
+    def experiment_create(self, spec: Mapping[str, Any]) -> dict:
+        """A draft experiment from the body of POST /api/v1/experiments/: name, dataset, variants, evaluators, ..."""
+        return _json(self._request("POST", "experiments/", None, dict(spec), None, self.invoke_timeout))
+
+    def experiment_start(self, experiment_id: int) -> dict:
+        """Start a draft: its variants are frozen to versions and its runs created."""
+        return _json(self._request("POST", f"experiments/{int(experiment_id)}/start/", None, None, None, self.invoke_timeout))
+
+    def comparison(self, experiment_id: int) -> dict:
+        """Each variant's pass rate and mean score with 95% intervals, and each pair's verdict in words."""
+        return _json(self._request("GET", f"experiments/{int(experiment_id)}/comparison/", None, None, None, self.invoke_timeout))
 
     # --- Housekeeping ---------------------------------------------------------------------------
 
@@ -204,6 +228,8 @@ class PromptlabClient:
         headers = dict(self._headers)
         if etag:
             headers["If-None-Match"] = etag
+        if self.project is not None:
+            query = {**(query or {}), "project": self.project}
         try:
             response = self._http.request(
                 method, f"{self.base_url}/api/v1/{path}", params=query, json=body, headers=headers, timeout=timeout

@@ -11,9 +11,9 @@ import functools
 
 from django.conf import settings
 from django.http import HttpResponse
-from django.urls import path
+from django.urls import path, register_converter
 from django.utils.http import parse_etags
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -24,6 +24,7 @@ from promptlab.llm import selectors as llm_selectors
 from prompts import selectors, services, serving
 from prompts.models import Kind, PromptCallStatus
 from prompts.rendering import RenderError, render_version
+from prompts.versions import MAX_VERSION, reads_as_version, version_or_label, version_ref
 
 
 class MissingVariables(Invalid):
@@ -89,22 +90,66 @@ def summary(prompt) -> dict:
     }  # fmt: skip
 
 
+VERSION = "[vV]?[1-9][0-9]{0,8}"  # a version as written in paths, query strings and bodies: 3 or v3
+
+
+@extend_schema_field({
+    "oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+              {"type": "string", "pattern": f"^{VERSION}$", "description": '"v3" or "3"'}],
+})  # fmt: skip
+class VersionField(serializers.Field):
+    """A version number as a client writes it: 3, "3", "v3" or "V3" (read by prompts.versions)."""
+
+    default_error_messages = {"invalid": 'Give a version number: 3 or "v3".'}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str) or len(str(data)) > 20:
+            self.fail("invalid")
+        try:
+            number = version_ref(str(data))
+        except Invalid as exc:
+            raise serializers.ValidationError(exc.message) from None
+        if number is None:
+            self.fail("invalid")
+        return number
+
+    def to_representation(self, value):
+        return value
+
+
+def label_or_version(data: dict) -> dict:
+    """A serializer's `label` and `version`, not both; a label written as a version ("v3")
+    is that version, never a label of that name."""
+    if "label" in data and "version" in data:
+        raise serializers.ValidationError("Give a label or a version, not both.")
+    if "label" in data:
+        try:
+            pin = version_or_label(data["label"])
+        except Invalid as exc:
+            raise serializers.ValidationError({"label": exc.message}) from None
+        data = {**{key: value for key, value in data.items() if key != "label"}, **pin}
+    return data
+
+
 class PinSerializer(serializers.Serializer):
     """Which version: by label (default production; `latest` is the newest) or by number."""
 
-    label = serializers.RegexField(SLUG, max_length=50, required=False)
-    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+    label = serializers.RegexField(SLUG, max_length=50, required=False, help_text='A label; "v3" or "3" means version 3.')
+    version = VersionField(required=False, help_text='3 or "v3".')
 
     def validate(self, data):
-        if "label" in data and "version" in data:
-            raise serializers.ValidationError("Give a label or a version, not both.")
-        return data
+        return label_or_version(data)
 
 
 class PromptListQuery(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=100, help_text="Part of the name.")
     tag = serializers.CharField(required=False, max_length=100)
     label = serializers.RegexField(SLUG, max_length=50, required=False)
+
+    def validate_label(self, label):
+        if reads_as_version(label):
+            raise serializers.ValidationError(f"{label!r} is a version, not a label: this filter takes a label name such as production.")
+        return label
 
 
 class ContentSerializer(serializers.Serializer):
@@ -134,9 +179,7 @@ class PromptCreateSerializer(ContentSerializer):
 
 
 class PromptUpdateSerializer(ContentSerializer):
-    base_version = serializers.IntegerField(
-        min_value=1, required=False, help_text="The version your change started from: refused if a newer one was saved since."
-    )
+    base_version = VersionField(required=False, help_text="The version your change started from: refused if a newer one was saved since.")
 
 
 class VersionListItemSerializer(serializers.Serializer):
@@ -211,7 +254,7 @@ def call_document(call) -> dict:
 
 class LabelMoveSerializer(serializers.Serializer):
     label = serializers.RegexField(SLUG, max_length=50)
-    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, help_text="Point the label here.")
+    version = VersionField(required=False, help_text='Point the label here: 3 or "v3".')
     rollback = serializers.BooleanField(required=False, default=False, help_text="Move the label back to where its last move took it from.")
     message = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     override_reason = serializers.CharField(
@@ -248,10 +291,26 @@ class FeedbackSerializer(serializers.Serializer):
 
 THUMBS = {"up": 1, "down": -1, None: None}
 LABEL_OR_VERSION = [
-    OpenApiParameter("label", str, required=False, pattern=SLUG, description="Default production; latest is the newest version."),
-    OpenApiParameter("version", int, required=False, description="A version number instead of a label."),
+    OpenApiParameter("label", str, required=False, pattern=SLUG,
+                     description="Default production; latest is the newest version; v3 (or 3) means version 3."),
+    OpenApiParameter("version", str, required=False, pattern=f"^{VERSION}$", description="A version instead of a label: 3 or v3."),
 ]
 NOT_MODIFIED = {304: OpenApiResponse(description="Not modified: the If-None-Match ETag is current.")}
+
+
+class VersionConverter:
+    """`versions/3/` and `versions/v3/` alike."""
+
+    regex = VERSION
+
+    def to_python(self, value: str) -> int:
+        return version_ref(value)
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(VersionConverter, "version")
 
 
 # --- Views ----------------------------------------------------------------------------------------
@@ -346,8 +405,11 @@ class VersionListApi(ProjectApi):
 class VersionApi(ProjectApi):
     required_scope = "read"
 
-    @extend_schema(operation_id="prompts_versions_get", responses={200: VersionSerializer, **NOT_MODIFIED},
-                   description="One version of the prompt (cached, with an ETag).")  # fmt: skip
+    @extend_schema(
+        operation_id="prompts_versions_get", responses={200: VersionSerializer, **NOT_MODIFIED},
+        parameters=[OpenApiParameter("version", str, OpenApiParameter.PATH, pattern=f"^{VERSION}$", description="3 or v3.")],
+        description="One version of the prompt (cached, with an ETag).",
+    )  # fmt: skip
     def get(self, request, name: str, version: int):
         served = serving.prompt_served(project_id=self.project_id, name=name, version=version)
         return served_response(request, served, "private, max-age=60")
@@ -470,7 +532,7 @@ urlpatterns = [
     path("prompts/", PromptListApi.as_view(), name="api-prompts"),
     path("prompts/<slug:name>/", PromptApi.as_view(), name="api-prompt"),
     path("prompts/<slug:name>/versions/", VersionListApi.as_view(), name="api-prompt-versions"),
-    path("prompts/<slug:name>/versions/<int:version>/", VersionApi.as_view(), name="api-prompt-version"),
+    path("prompts/<slug:name>/versions/<version:version>/", VersionApi.as_view(), name="api-prompt-version"),
     path("prompts/<slug:name>/render/", RenderApi.as_view(), name="api-prompt-render"),
     path("prompts/<slug:name>/invoke/", InvokeApi.as_view(), name="api-prompt-invoke"),
     path("prompts/<slug:name>/labels/", LabelApi.as_view(), name="api-prompt-labels"),

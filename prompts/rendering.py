@@ -4,7 +4,7 @@ A template can read the variables it is given and nothing else: no attribute sta
 with an underscore, no mutation, no `str.format`, no output or loop larger than the
 limits, no render slower than the time limit. Snippets are composed with
 `{% include "name" %}` (the snippet's production version if it has one, else its latest),
-`{% include "name@staging" %}` (a label) or `{% include "name@3" %}` (a version), always
+`{% include "name@staging" %}` (a label) or `{% include "name@v3" %}` (a version, `@3` too), always
 within the prompt's own project.
 """
 

@@ -5,8 +5,9 @@ from django.db.models import BooleanField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 
 from promptlab.accounts.models import Project
-from promptlab.errors import NotFound
+from promptlab.errors import Invalid, NotFound
 from prompts.models import Label, Prompt, PromptCall, PromptCallStatus
+from prompts.versions import version_or_label
 
 
 def prompt_version(*, prompt: Prompt, version: int | None = None, label: str | None = None):
@@ -33,10 +34,8 @@ def version_for_include(*, project_id: int, name: str, pin: str | None):
         if pin is None:
             has_production = Label.objects.filter(prompt=prompt, name="production").exists()
             return prompt_version(prompt=prompt, label="production" if has_production else None)
-        if pin.isdigit():
-            return prompt_version(prompt=prompt, version=int(pin))
-        return prompt_version(prompt=prompt, label=pin)
-    except NotFound:
+        return prompt_version(prompt=prompt, **version_or_label(pin))
+    except (NotFound, Invalid):
         return None
 
 

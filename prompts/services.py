@@ -13,6 +13,7 @@ from prompts import checks, selectors, signals
 from prompts.models import CallFeedback, Label, LabelMove, Prompt, PromptCall, PromptCallStatus
 from prompts.serving import prompt_cache_invalidate
 from prompts.validation import validate_prompt
+from prompts.versions import reads_as_version
 
 logger = structlog.get_logger(__name__)
 
@@ -111,6 +112,9 @@ def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str 
         validate_slug(label)
     except ValidationError:
         raise Invalid(f"{label!r} is not a valid label name.", details={"label": label}) from None
+    if reads_as_version(label):
+        raise Invalid(f"{label!r} reads as a version number, so no one could ask for it as a label: name it with a word, e.g. staging.",
+                      details={"label": label})  # fmt: skip
     selectors.prompt_version(prompt=prompt, version=version)  # raises NotFound for a version that does not exist
     current = Label.objects.select_for_update().filter(prompt=prompt, name=label).first()
     if current is not None and current.version == version:

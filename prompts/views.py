@@ -15,6 +15,7 @@ from promptlab.accounts.access import Action, role_allows
 from promptlab.errors import DomainError, Invalid, NotFound
 from promptlab.htmx import page_or_fragment, wants_fragment
 from prompts import diff, rendering, selectors
+from prompts.versions import version_or_label
 
 PROMPTS_PER_PAGE = 25
 
@@ -76,12 +77,12 @@ def _choice(form, name: str, values: list[str]) -> dict:
 @login_required
 def prompt_detail(request, slug: str, name: str):
     """A prompt: its current content, every version, a side-by-side diff of any two
-    (`?a=1&b=3`; by default the latest against the one before) and a render preview.
-    For htmx only the fragment swapped: `prompt-diff` or `prompt-preview`.
+    (`?a=1&b=3`, `?a=v1&b=production`; by default the latest against the one before) and a
+    render preview. For htmx only the fragment swapped: `prompt-diff` or `prompt-preview`.
 
     The preview is a POST (variables can be long) that only reads, so viewers may use it;
-    a GET for the preview fragment changes its version. A malformed version number is a
-    400 and an unknown one a 404, with the page saying which."""
+    a GET for the preview fragment changes its version. A number that is no version (v0) is
+    a 400 and an unknown version or label a 404, with the page saying which."""
     project = account_selectors.project_for(user=request.user, slug=slug)
     prompt = selectors.prompt_get(project=project, name=name)
     data = request.POST if request.method == "POST" else request.GET
@@ -118,20 +119,18 @@ def _versions(prompt) -> list[dict]:
     ]
 
 
-def _version_number(data, key: str, default: int) -> int:
+def _version_asked(data, key: str, default: int) -> dict:
+    """The version `key` names, as a person may type it in the address: v3, 3 or a label
+    (production, latest); `default` when it is left out."""
     raw = (data.get(key) or "").strip()
-    if not raw:
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
-        raise Invalid(f"{key}={raw[:40]!r} is not a version number: use a whole number such as 1 or 2.")
-    return int(raw)
+    return version_or_label(raw) if raw else {"version": default}
 
 
 def _diff_context(prompt, query) -> tuple[dict, int]:
     """The two versions `a` and `b` of the query and what changed between them."""
     try:
-        a = selectors.prompt_version(prompt=prompt, version=_version_number(query, "a", max(prompt.version - 1, 1)))
-        b = selectors.prompt_version(prompt=prompt, version=_version_number(query, "b", prompt.version))
+        a = selectors.prompt_version(prompt=prompt, **_version_asked(query, "a", max(prompt.version - 1, 1)))
+        b = selectors.prompt_version(prompt=prompt, **_version_asked(query, "b", prompt.version))
     except DomainError as exc:
         return {"diff_error": exc.message}, 404 if isinstance(exc, NotFound) else 400
     return {"a": a, "b": b, "diff": diff.version_diff(a, b)}, 200
@@ -141,7 +140,7 @@ def _preview_context(prompt, data, *, render: bool) -> tuple[dict, int]:
     """The preview form for the version asked for (the latest by default), its variables
     filled in from `data`; with `render`, the rendered text or messages, or the renderer's error."""
     try:
-        record = selectors.prompt_version(prompt=prompt, version=_version_number(data, "version", prompt.version))
+        record = selectors.prompt_version(prompt=prompt, **_version_asked(data, "version", prompt.version))
     except DomainError as exc:
         return {"preview_version_error": exc.message}, 404 if isinstance(exc, NotFound) else 400
     fields = _variable_fields(record, data)

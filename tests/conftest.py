@@ -46,6 +46,38 @@ def endpoint(db, llm_server, monkeypatch):
     return ModelEndpointFactory(api_base=llm_server.base_url, api_key_env="PROMPTLAB_TEST_OPENAI_KEY")
 
 
+@pytest.fixture
+def answering(endpoint):
+    """A prompt `answer` at v1 ("Answer: ...", production) and v2 ("Reply briefly: ..."), a
+    five-item dataset, and an evaluator `brief` that passes what v2 answers and fails v1's (the
+    fake model echoes its prompt). experiment() makes a draft of prod against v2 on them."""
+    from types import SimpleNamespace
+
+    from evaluations import services
+    from experiments import services as experiment_services
+    from experiments.models import DatasetItem
+    from promptlab.accounts.models import Role
+    from prompts import services as prompt_services
+    from tests.factories import DatasetFactory, MembershipFactory
+
+    owner = MembershipFactory(role=Role.OWNER)
+    prompt = prompt_services.prompt_create(
+        project=owner.project, actor=owner.user, name="answer", message="v1", template="Answer: {{ question }}", endpoint=endpoint
+    )
+    prompt_services.label_move(prompt=prompt, actor=owner.user, label="production", version=1)
+    prompt = prompt_services.prompt_update(prompt=prompt, actor=owner.user, message="v2", template="Reply briefly: {{ question }}")
+    dataset = DatasetFactory(project=owner.project)
+    DatasetItem.objects.bulk_create([DatasetItem(dataset=dataset, row=n, vars={"question": f"q{n}"}) for n in range(1, 6)])
+    brief = services.evaluator_create(project=owner.project, actor=owner.user, name="brief", kind="contains", config={"value": "Reply briefly"})
+
+    def experiment(*, evaluators=(brief,), **fields):
+        variants = [{"name": "prod", "prompt": prompt, "label": "production"}, {"name": "v2", "prompt": prompt, "version": 2}]
+        return experiment_services.experiment_create(project=owner.project, actor=owner.user, name="brevity", dataset=dataset,
+                                                      variants=variants, attach={"evaluators": list(evaluators)}, **fields)  # fmt: skip
+
+    return SimpleNamespace(owner=owner, prompt=prompt, dataset=dataset, brief=brief, experiment=experiment)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

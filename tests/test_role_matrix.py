@@ -17,6 +17,7 @@ import importlib
 import inspect
 import io
 import uuid
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 
@@ -207,6 +208,8 @@ CASES = {
     f"{D}.dataset_create": (Role.EDITOR, lambda w, a: datasets.dataset_create(project=w.project, actor=a, name="cases")),
     f"{D}.dataset_import": (Role.EDITOR, lambda w, a: datasets.dataset_import(dataset=w.dataset, actor=a, file=io.BytesIO(b"q\nthree\n"), format="csv")),
     f"{D}.dataset_items_add": (Role.EDITOR, lambda w, a: datasets.dataset_items_add(dataset=w.dataset, actor=a, items=[{"q": "three"}])),
+    f"{D}.dataset_item_update": (Role.EDITOR, lambda w, a: datasets.dataset_item_update(
+        item=w.dataset.items.get(row=1), actor=a, assertions=[{"kind": "is_json"}], threshold=0.5)),
     f"{E}.experiment_create": (Role.EDITOR, lambda w, a: experiment_services.experiment_create(
         project=w.project, actor=a, name="x", dataset=w.dataset, variants=[{"prompt": w.prompt, "version": 2}])),
     f"{E}.experiment_update": (Role.EDITOR, lambda w, a: experiment_services.experiment_update(
@@ -215,6 +218,8 @@ CASES = {
     f"{E}.experiment_cancel": (Role.EDITOR, lambda w, a: experiment_services.experiment_cancel(experiment=w.running, actor=a)),
     f"{E}.experiment_resume": (Role.EDITOR, lambda w, a: experiment_services.experiment_resume(experiment=w.cancelled, actor=a)),
     f"{E}.experiment_retry_errors": (Role.EDITOR, lambda w, a: experiment_services.experiment_retry_errors(experiment=w.failed, actor=a)),
+    f"{E}.experiment_budget_set": (Role.EDITOR, lambda w, a: experiment_services.experiment_budget_set(
+        experiment=w.running, actor=a, budget_usd=Decimal("5"))),
     "experiments.playground.playground_run": (Role.EDITOR, lambda w, a: playground.playground_run(
         prompt=w.prompt, actor=a, version=None, variables={"q": "hi"}, endpoints=[w.endpoint])),
     "experiments.playground.playground_save_item": (Role.EDITOR, lambda w, a: playground.playground_save_item(

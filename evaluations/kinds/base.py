@@ -25,6 +25,15 @@ class RunContext:
     cached: bool = False
 
 
+def user_input(messages: list) -> str:
+    """What a RunContext calls `input`: the text of the last user message sent."""
+    users = [m.get("content") for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
+    last_user = users[-1] if users else ""
+    if isinstance(last_user, list):  # content parts
+        last_user = " ".join(part.get("text", "") for part in last_user if isinstance(part, dict))
+    return last_user or ""
+
+
 @dataclass(frozen=True)
 class Result:
     value: float  # 0 (worst) to 1 (best)
@@ -47,7 +56,12 @@ class ScoreError(Exception):
 
 @runtime_checkable
 class Kind(Protocol):
-    """A kind of evaluator. Plugins implement these two methods (and may set `description`)."""
+    """A kind of evaluator. Plugins implement these two methods (and may set `description`).
+
+    A kind that calls a model to score (judge, embedding) also has `call_name` ("judge") and
+    `estimator(config, *, project_id)`: a function of a RunContext giving what one scoring call
+    can cost at most (a promptlab.llm.estimates.CallEstimate). Experiments' budgets hold it before
+    each call and their forecasts count it; a kind without one is taken to cost nothing."""
 
     def validate_config(self, config: dict, *, project) -> dict:
         """The normalized config, or Invalid saying what is wrong (the parser's own message

@@ -2,6 +2,7 @@
 computed by an embedding endpoint of the catalog through the gateway."""
 
 import math
+from collections.abc import Callable
 
 from evaluations.kinds.base import (
     Result,
@@ -14,13 +15,14 @@ from evaluations.kinds.base import (
     find_endpoint,
 )
 from promptlab.errors import Invalid
-from promptlab.llm import gateway
+from promptlab.llm import estimates, gateway
 
 DEFAULT_PASS = 0.75  # promptfoo's default threshold for `similar`
 
 
 class EmbeddingSimilarity:
     name = "embedding_similarity"
+    call_name = "embedding"  # what its calls are called in a forecast: "20 embedding calls"
     description = (
         'Cosine similarity of the output and the value (or the expected output), embedded by "endpoint". '
         f"Passes at {DEFAULT_PASS} unless the evaluator has a threshold."
@@ -36,9 +38,7 @@ class EmbeddingSimilarity:
         return config
 
     def score(self, run: RunContext, config: dict) -> Result:
-        endpoint = find_endpoint(config["endpoint"])
-        if endpoint is None:
-            raise ScoreError(f"The embedding endpoint {config['endpoint']!r} no longer exists.", kind="no_endpoint")
+        endpoint = _endpoint(config)
         expected = str(expected_value(config, run))
         if not run.output.strip():
             raise ScoreError("The output is empty: there is nothing to embed.", kind="empty_output")
@@ -51,6 +51,22 @@ class EmbeddingSimilarity:
             cost_usd=embeddings.cost,
             latency_ms=embeddings.latency_ms,
         )
+
+    def estimator(self, config: dict, *, project_id: int) -> Callable[[RunContext], estimates.CallEstimate]:
+        """What one embedding call on a run costs: the output and the expected text, no answer."""
+        endpoint = _endpoint(config)
+        def estimate(run: RunContext) -> estimates.CallEstimate:
+            texts = (run.output, str(expected_value(config, run)))
+            return estimates.CallEstimate(endpoint, sum(estimates.prompt_tokens(endpoint, text=text) for text in texts), 0)
+
+        return estimate
+
+
+def _endpoint(config: dict):
+    endpoint = find_endpoint(config["endpoint"])
+    if endpoint is None:
+        raise ScoreError(f"The embedding endpoint {config['endpoint']!r} no longer exists.", kind="no_endpoint")
+    return endpoint
 
 
 def cosine_similarity(a: list[float], b: list[float]) -> float:

@@ -7,9 +7,11 @@ the evaluator (a new version) is how a changed rubric re-scores. An answer that 
 that JSON, or a score outside the scale, is an errored score, never a zero.
 """
 
+from collections.abc import Callable
+
 from evaluations.kinds.base import Result, RunContext, ScoreError, check_endpoint, check_keys, find_endpoint, number
 from promptlab.errors import Invalid, NotFound
-from promptlab.llm import gateway
+from promptlab.llm import estimates, gateway
 from promptlab.llm.models import ModelEndpoint
 from prompts import selectors
 from prompts.models import Prompt
@@ -34,6 +36,7 @@ ANSWER_FORMAT = {
 
 class LLMJudge:
     name = "llm_judge"
+    call_name = "judge"  # what its calls are called in a forecast: "20 judge calls"
     description = (
         'A judge model grades the output with the rubric prompt "rubric" (pinned to "rubric_version"), on "scale" '
         f"(default 1 to 5), answering {{score, reasoning}}. The rubric may use {', '.join(VARIABLES)}."
@@ -63,21 +66,8 @@ class LLMJudge:
         return config
 
     def score(self, run: RunContext, config: dict) -> Result:
-        prompt = Prompt.objects.filter(project_id=run.project_id, name=config["rubric"]).first()
-        if prompt is None:
-            raise ScoreError(f"The rubric prompt {config['rubric']!r} no longer exists.", kind="no_rubric")
-        try:
-            record = selectors.prompt_version(prompt=prompt, version=config["rubric_version"])
-        except NotFound as exc:
-            raise ScoreError(exc.message, kind="no_rubric") from None
-        endpoint = find_endpoint(config.get("endpoint")) or ModelEndpoint.objects.filter(pk=record.endpoint_id).first()
-        if endpoint is None:
-            raise ScoreError("The judge's model endpoint no longer exists.", kind="no_endpoint")
-        available = {"output": run.output, "expected": run.expected, "input": run.input, "vars": run.vars, "metadata": run.metadata}
-        wanted = set(record.used_variables) | {spec["name"] for spec in record.variables or []}
-        rendered = render_version(record, {name: value for name, value in available.items() if name in wanted})
-        messages = rendered.messages or [{"role": "user", "content": rendered.text}]
-        completion = gateway.complete(endpoint=endpoint, messages=messages, params={**(record.params or {}), "response_format": ANSWER_FORMAT})
+        record, endpoint = _rubric(config, run.project_id)
+        completion = gateway.complete(endpoint=endpoint, messages=_messages(record, run), params=_params(record))
         low, high = config["scale"]
         score, reasoning = completion.data["score"], completion.data["reasoning"]
         if not low <= score <= high:
@@ -90,6 +80,41 @@ class LLMJudge:
             value=value, passed=value >= DEFAULT_PASS, reason=f"{score:g} of {low:g} to {high:g}: {reasoning}",
             cost_usd=completion.cost, latency_ms=completion.latency_ms,
         )  # fmt: skip
+
+    def estimator(self, config: dict, *, project_id: int) -> Callable[[RunContext], estimates.CallEstimate]:
+        """The most one judge call on a run can cost: the rubric as it would be sent, and an answer
+        at the rubric's max_tokens (else the judge model's longest)."""
+        record, endpoint = _rubric(config, project_id)
+        answer_tokens = estimates.answer_tokens(endpoint, _params(record))
+        return lambda run: estimates.CallEstimate(
+            endpoint, estimates.prompt_tokens(endpoint, messages=_messages(record, run)), answer_tokens
+        )
+
+
+def _rubric(config: dict, project_id: int):
+    """The pinned rubric version and the endpoint that judges with it."""
+    prompt = Prompt.objects.filter(project_id=project_id, name=config["rubric"]).first()
+    if prompt is None:
+        raise ScoreError(f"The rubric prompt {config['rubric']!r} no longer exists.", kind="no_rubric")
+    try:
+        record = selectors.prompt_version(prompt=prompt, version=config["rubric_version"])
+    except NotFound as exc:
+        raise ScoreError(exc.message, kind="no_rubric") from None
+    endpoint = find_endpoint(config.get("endpoint")) or ModelEndpoint.objects.filter(pk=record.endpoint_id).first()
+    if endpoint is None:
+        raise ScoreError("The judge's model endpoint no longer exists.", kind="no_endpoint")
+    return record, endpoint
+
+
+def _messages(record, run: RunContext) -> list[dict]:
+    available = {"output": run.output, "expected": run.expected, "input": run.input, "vars": run.vars, "metadata": run.metadata}
+    wanted = set(record.used_variables) | {spec["name"] for spec in record.variables or []}
+    rendered = render_version(record, {name: value for name, value in available.items() if name in wanted})
+    return rendered.messages or [{"role": "user", "content": rendered.text}]
+
+
+def _params(record) -> dict:
+    return {**(record.params or {}), "response_format": ANSWER_FORMAT}
 
 
 def _scale(scale, kind: str) -> list:

@@ -77,3 +77,10 @@ def prices_per_token(endpoint: ModelEndpoint) -> tuple[Decimal, Decimal] | None:
         if entry and "input_cost_per_token" in entry:
             return Decimal(str(entry["input_cost_per_token"])), Decimal(str(entry.get("output_cost_per_token", 0)))
     return None
+
+
+def cost_usd(endpoint: ModelEndpoint, prompt_tokens: int, completion_tokens: int = 0) -> Decimal | None:
+    """What these tokens cost on the endpoint, at its prices per token; None when it has no price.
+    Billed calls and the estimates held against budgets are both priced here."""
+    prices = prices_per_token(endpoint)
+    return prices[0] * prompt_tokens + prices[1] * completion_tokens if prices else None

@@ -24,10 +24,9 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.cache import cache
 
 from promptlab.errors import Invalid
-from promptlab.llm import catalog, limits
+from promptlab.llm import catalog, limits, single_flight
 from promptlab.llm.errors import RAW_BODY_BYTES, GatewayError, PermanentError, classify
 from promptlab.llm.models import ModelEndpoint
 from promptlab.llm.params import validate_params
@@ -98,11 +97,15 @@ def prepared_litellm():
     return _litellm()
 
 
-def complete(*, endpoint: ModelEndpoint, messages: list[dict], params: dict | None = None, cache_response: bool | None = None) -> Completion:  # fmt: skip
+def complete(*, endpoint: ModelEndpoint, messages: list[dict], params: dict | None = None, cache_response: bool | None = None,
+             cache_scope: str = "") -> Completion:  # fmt: skip
     """Call the endpoint's model with the messages.
 
-    `cache_response` None caches when temperature is 0; True or False decides. A cached
-    answer is returned with cached=True and cost 0, so nothing is billed twice.
+    `cache_response` None caches when temperature is 0; True or False decides. `cache_scope`
+    keeps apart answers to identical calls that must stay distinct (an experiment's repeats are
+    samples: each keeps its own). A cached answer is returned with cached=True and cost 0, so
+    nothing is billed twice; identical calls that may be cached and are made at the same moment
+    share one call in flight (promptlab.llm.single_flight), so it is sent and billed once.
     """
     params = validate_params(params)
     _check_messages(messages)
@@ -110,11 +113,19 @@ def complete(*, endpoint: ModelEndpoint, messages: list[dict], params: dict | No
     use_cache = settings.GATEWAY_RESPONSE_CACHE_SECONDS > 0 and (
         cache_response if cache_response is not None else params.get("temperature") == 0
     )
-    key = _cache_key(endpoint, messages, params) if use_cache else None
-    if key and (stored := cache.get(key)) is not None:
-        logger.info("gateway.cache_hit", endpoint=endpoint.name)
-        return replace(Completion(**stored), cached=True, cost=Decimal(0), attempts=0)
+    if not use_cache:
+        return _complete(endpoint, messages, params, credentials)
+    stored, called = single_flight.shared(
+        _cache_key(endpoint, messages, params, cache_scope), lambda: asdict(_complete(endpoint, messages, params, credentials)),
+        keep_seconds=settings.GATEWAY_RESPONSE_CACHE_SECONDS, lock_seconds=_in_flight_seconds(endpoint),
+    )  # fmt: skip
+    if called:
+        return Completion(**stored)
+    logger.info("gateway.cache_hit", endpoint=endpoint.name)
+    return replace(Completion(**stored), cached=True, cost=Decimal(0), attempts=0)
 
+
+def _complete(endpoint: ModelEndpoint, messages: list[dict], params: dict, credentials: dict) -> Completion:
     litellm = _litellm()
     response, latency_ms, attempts = _call(
         endpoint,
@@ -124,14 +135,19 @@ def complete(*, endpoint: ModelEndpoint, messages: list[dict], params: dict | No
         ),  # fmt: skip
     )
     completion = _completion_from(endpoint, response, params, latency_ms, attempts)
-    if key:
-        cache.set(key, asdict(completion), timeout=settings.GATEWAY_RESPONSE_CACHE_SECONDS)
     logger.info(
         "gateway.completed", endpoint=endpoint.name, attempts=attempts, latency_ms=round(latency_ms, 1),
         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
         cost=str(completion.cost),
     )  # fmt: skip
     return completion
+
+
+def _in_flight_seconds(endpoint: ModelEndpoint) -> int:
+    """How long a call in flight holds its lock at most: its attempts, each of which may first
+    wait for room under the endpoint's limits, with a margin (a dead process's lock runs out)."""
+    waits = settings.GATEWAY_LIMIT_WAIT_SECONDS * (endpoint.max_retries + 1)
+    return int(limits.attempts_seconds(endpoint) + waits) + 30
 
 
 def embed(*, endpoint: ModelEndpoint, texts: list[str]) -> Embeddings:
@@ -151,8 +167,7 @@ def embed(*, endpoint: ModelEndpoint, texts: list[str]) -> Embeddings:
     if len(vectors) != len(texts):
         raise PermanentError(f"invalid response: {len(vectors)} embeddings for {len(texts)} texts", kind="invalid_response")
     prompt_tokens = getattr(response.usage, "prompt_tokens", 0) or 0
-    prices = catalog.prices_per_token(endpoint)
-    cost = prices[0] * prompt_tokens if prices else None
+    cost = catalog.cost_usd(endpoint, prompt_tokens)
     return Embeddings(vectors=vectors, prompt_tokens=prompt_tokens, cost=cost, latency_ms=latency_ms, attempts=attempts)
 
 
@@ -215,8 +230,7 @@ def _completion_from(endpoint, response, params, latency_ms, attempts) -> Comple
         prompt_tokens, completion_tokens = usage.prompt_tokens or 0, usage.completion_tokens or 0
     except (AttributeError, IndexError, TypeError) as exc:
         raise PermanentError(f"invalid response: the answer has no message ({exc})", kind="invalid_response") from None
-    prices = catalog.prices_per_token(endpoint)
-    cost = prices[0] * prompt_tokens + prices[1] * completion_tokens if prices else None
+    cost = catalog.cost_usd(endpoint, prompt_tokens, completion_tokens)
     try:
         data = _structured_output(text, params.get("response_format"))
     except PermanentError as exc:
@@ -259,7 +273,7 @@ def _structured_output(text: str, response_format: dict | None):
     return data
 
 
-def _cache_key(endpoint: ModelEndpoint, messages: list[dict], params: dict) -> str:
-    identity = {"model": endpoint.model, "api_base": endpoint.api_base, "messages": messages, "params": params}
+def _cache_key(endpoint: ModelEndpoint, messages: list[dict], params: dict, scope: str) -> str:
+    identity = {"model": endpoint.model, "api_base": endpoint.api_base, "messages": messages, "params": params, "scope": scope}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     return f"gateway:response:{digest}"

@@ -56,6 +56,12 @@ def _take_request_slot(endpoint: ModelEndpoint) -> float:
     return (minute + 1) * 60 - now
 
 
+def attempts_seconds(endpoint: ModelEndpoint) -> float:
+    """The longest a call's attempts can take: each running to the endpoint's timeout, with the
+    longest backoff between them. What a lease held for a call must outlast."""
+    return endpoint.timeout_seconds * (endpoint.max_retries + 1) + settings.GATEWAY_BACKOFF_MAX_SECONDS * endpoint.max_retries
+
+
 def _take_concurrency_slot(endpoint: ModelEndpoint, token: str) -> str | None:
     """Claim one of max_concurrency leased slots; None when all are taken.
 
@@ -64,7 +70,7 @@ def _take_concurrency_slot(endpoint: ModelEndpoint, token: str) -> str | None:
     """
     if not endpoint.max_concurrency:
         return ""
-    lease = int(endpoint.timeout_seconds * (endpoint.max_retries + 1) + settings.GATEWAY_BACKOFF_MAX_SECONDS * endpoint.max_retries) + 30
+    lease = int(attempts_seconds(endpoint)) + 30
     for slot in random.sample(range(endpoint.max_concurrency), endpoint.max_concurrency):
         key = _key(endpoint, "slot", slot)
         if cache.add(key, token, timeout=lease):

@@ -104,3 +104,9 @@ class CallResult(models.Model):
 
     class Meta:
         abstract = True
+
+
+# A call's cost is unknown when an answer came back (its tokens are counted) from a model that
+# has no price: cost_usd is then None. A call that got no answer billed nothing, so its empty
+# cost is no unknown. A sum over calls that include one of these is unknown, never partial.
+COST_UNKNOWN = models.Q(cost_usd__isnull=True, prompt_tokens__isnull=False)

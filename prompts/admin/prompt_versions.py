@@ -25,6 +25,7 @@ from promptlab.llm.models import ModelEndpoint
 from prompts import diff, rendering, selectors, services, yaml_io
 from prompts.models import Prompt
 from prompts.validation import template_variables, validate_prompt
+from prompts.versions import version_or_label
 
 FORM_FIELDS = ["project", "name", "description", "tags", "kind", "template", "messages", "endpoint", "params", "variables", "strict_variables"]  # fmt: skip
 
@@ -175,11 +176,10 @@ class PromptAdmin(ProjectScoped):
 
     def compare_view(self, request, pk):
         prompt = self._prompt(request, pk)
-        try:
-            a = selectors.prompt_version(prompt=prompt, version=int(request.GET.get("a", 0)))
-            b = selectors.prompt_version(prompt=prompt, version=int(request.GET.get("b", 0)))
-        except (ValueError, DomainError):
-            messages.error(request, "Choose two existing versions to compare.")
+        try:  # typed by hand: v3, 3 or a label
+            a, b = [selectors.prompt_version(prompt=prompt, **version_or_label(request.GET.get(key, ""))) for key in ("a", "b")]
+        except DomainError as exc:
+            messages.error(request, f"Choose two existing versions to compare: {exc.message}")
             return redirect("admin:prompts_prompt_versions", pk)
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "prompt": prompt,

@@ -219,7 +219,7 @@ def test_an_experiment_without_runs_compares_to_nothing(api, project):
     body = api.get(f"/api/v1/experiments/{experiment.pk}/comparison/").json()
 
     assert body == {"experiment": experiment.pk, "significance": 0.05, "variants": [], "pairs": [], "evaluators": [], "pending": 0,
-                    "agreement": None}  # fmt: skip
+                    "gate": None, "agreement": None}  # fmt: skip
 
 
 def test_scores_and_comparison_answers_conform_to_the_schema(api, scored):

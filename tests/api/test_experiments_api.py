@@ -1,10 +1,15 @@
 """Datasets, items and experiments through the API."""
 
+from decimal import Decimal
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from experiments import services
 from experiments.models import Dataset, DatasetItem, Experiment, ExperimentStatus, Run, RunStatus
+from prompts import services as prompt_services
 from tests.api.conftest import error_of
+from tests.factories import ModelEndpointFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -148,3 +153,52 @@ def test_starting_twice_or_with_missing_variables_is_refused(api, dataset, promp
     assert api.post(f"/api/v1/experiments/{pk}/start/").status_code == 200
     assert api.post(f"/api/v1/experiments/{pk}/start/").status_code == 400
     assert Experiment.objects.get(pk=pk).status == ExperimentStatus.RUNNING
+
+
+def test_variants_typed_as_v3_or_3_pin_that_version_and_keep_their_names_after_the_label_moves(api, dataset, prompt, owner):
+    created = api.post("/api/v1/experiments/", {"name": "typed", "dataset": "cases", "variants": [
+        {"prompt": "greet"}, {"name": "label box", "prompt": "greet", "label": "v2"}, {"name": "version box", "prompt": "greet", "version": "V1"},
+    ]}, format="json")  # fmt: skip
+    assert created.status_code == 201, created.json()
+    assert [(v["label"], v["version"]) for v in created.json()["variants"]] == [("production", None), ("", 2), ("", 1)]
+    pk = created.json()["id"]
+    api.post(f"/api/v1/experiments/{pk}/start/")
+
+    prompt_services.label_move(prompt=prompt, actor=owner.user, label="production", version=2)
+
+    variants = api.get(f"/api/v1/experiments/{pk}/").json()["variants"]
+    assert [(v["name"], v["display"]) for v in variants] == [
+        ("greet", "greet v1 (production at start)"), ("label box", "label box: greet v2"), ("version box", "version box: greet v1"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("variant, message", [
+    ({"label": "v0"}, "'v0' is not a version"), ({"version": "-1"}, "'-1' is not a version"),
+    ({"version": "production"}, 'Give a version number: 3 or "v3".'), ({"label": "v2", "version": 2}, "not both"),
+])  # fmt: skip
+def test_a_variant_with_a_number_that_is_no_version_is_refused_saying_why(api, dataset, prompt, variant, message):
+    response = api.post("/api/v1/experiments/", {"name": "e", "dataset": "cases", "variants": [{"prompt": "greet", **variant}]}, format="json")
+
+    assert response.status_code == 400 and message in str(error_of(response)["details"])
+    assert not Experiment.objects.exists()
+
+
+def test_a_model_without_a_price_costs_null_never_0_and_so_does_any_sum_with_it(api, dataset, prompt, endpoint, llm_server):
+    unpriced = ModelEndpointFactory(name="unpriced", model="openai/promptlab-unpriced-model", api_base=llm_server.base_url,
+                                    api_key_env=endpoint.api_key_env)  # fmt: skip
+    created = api.post("/api/v1/experiments/", {"name": "costs", "dataset": "cases", "variants": [
+        {"name": "priced", "prompt": "greet", "model": endpoint.name}, {"name": "unpriced", "prompt": "greet", "model": unpriced.name},
+    ]}, format="json")  # fmt: skip
+    pk = created.json()["id"]
+    api.post(f"/api/v1/experiments/{pk}/start/")
+    services.experiment_drain(experiment_id=pk)
+
+    runs = api.get(f"/api/v1/experiments/{pk}/runs/").json()["results"]
+    assert {run["variant"] for run in runs if run["cost_usd"] is None} == {"unpriced"}
+    assert all(run["status"] == "done" and run["prompt_tokens"] > 0 for run in runs)
+    assert all(Decimal(run["cost_usd"]) > 0 for run in runs if run["variant"] == "priced")
+    assert api.get(f"/api/v1/experiments/{pk}/").json()["spent_usd"] is None
+    assert api.get("/api/v1/experiments/").json()["results"][0]["spent_usd"] is None
+
+    Run.objects.filter(experiment_id=pk, variant__name="unpriced").delete()  # only priced runs left: the sum is known again
+    assert Decimal(api.get(f"/api/v1/experiments/{pk}/").json()["spent_usd"]) > 0

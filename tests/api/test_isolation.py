@@ -42,6 +42,7 @@ ENDPOINTS = [
     ("post", "/api/v1/experiments/{experiment}/cancel/", None),
     ("post", "/api/v1/experiments/{experiment}/resume/", None),
     ("post", "/api/v1/experiments/{experiment}/retry-errors/", None),
+    ("post", "/api/v1/experiments/{experiment}/budget/", {"budget_usd": "5"}),
     ("get", "/api/v1/experiments/{experiment}/runs/", None),
     ("get", "/api/v1/experiments/{experiment}/scores/", None),
     ("get", "/api/v1/experiments/{experiment}/comparison/", None),
@@ -59,13 +60,13 @@ def theirs(endpoint):
     )
     prompt_services.label_move(prompt=prompt, actor=member.user, label="staging", version=1)
     dataset = DatasetFactory(project=member.project, name="their-cases")
-    DatasetItem.objects.create(dataset=dataset, row=1, vars={"name": "x"})
+    item = DatasetItem.objects.create(dataset=dataset, row=1, vars={"name": "x"})
     experiment = ExperimentFactory(project=member.project, dataset=dataset, status=ExperimentStatus.CANCELLED)
     call = PromptCall.objects.create(project=member.project, prompt=prompt, prompt_name="theirs", version=1, model="m", status="done")
     check = evaluation_services.evaluator_create(project=member.project, actor=member.user, name="their-check", kind="contains",
                                                  config={"value": "Secret"})  # fmt: skip
     evaluation_services.experiment_evaluators_set(experiment=experiment, actor=member.user, evaluators=[check])
-    run = RunFactory(experiment=experiment, output="their secret answer")
+    run = RunFactory(experiment=experiment, item=item, output="their secret answer")  # not a factory item: its row would clash
     Score.objects.create(run=run, evaluator=check, evaluator_version=check.version, status="ok", value=1, passed=True, reason="their reason")
     return {"project": member.project, "prompt": prompt, "dataset": dataset, "experiment": experiment, "call": call}
 
@@ -90,7 +91,7 @@ def test_the_list_covers_every_endpoint():
     tested = {url.removeprefix("/api/v1/") for _, url, _ in ENDPOINTS}
     normalized = {
         route.replace("<slug:name>", "theirs" if route.startswith("prompts") else "their-cases")
-        .replace("<int:version>", "1").replace("<uuid:call_id>", "{call}").replace("<int:pk>", "{experiment}")
+        .replace("<version:version>", "1").replace("<uuid:call_id>", "{call}").replace("<int:pk>", "{experiment}")
         for route in api_routes
     }  # fmt: skip
     assert normalized == tested

@@ -21,7 +21,10 @@ def test_get_answers_the_production_version_by_default(api, prompt):
     assert body["message"] == "first"
 
 
-@pytest.mark.parametrize(("query", "version"), [("?version=2", 2), ("?label=latest", 2), ("?label=production", 1), ("?version=1", 1)])
+@pytest.mark.parametrize(("query", "version"), [
+    ("?version=2", 2), ("?label=latest", 2), ("?label=production", 1), ("?version=1", 1),
+    ("?version=v1", 1), ("?version=V2", 2), ("?label=v1", 1), ("?label=2", 2),  # v3 and 3 are version 3, wherever they are typed
+])  # fmt: skip
 def test_get_by_version_or_label(api, prompt, query, version):
     body = api.get(f"/api/v1/prompts/greet/{query}").json()
 
@@ -31,13 +34,29 @@ def test_get_by_version_or_label(api, prompt, query, version):
 @pytest.mark.parametrize(
     ("query", "status", "code"),
     [("?label=staging", 404, "not_found"), ("?version=9", 404, "not_found"), ("?version=x", 400, "invalid"),
-     ("?version=1&label=production", 400, "invalid"), ("?label=no%20spaces", 400, "invalid")],
+     ("?version=1&label=production", 400, "invalid"), ("?label=no%20spaces", 400, "invalid"), ("?label=v9", 404, "not_found"),
+     ("?version=v0", 400, "invalid"), ("?version=-1", 400, "invalid"), ("?label=v0", 400, "invalid"), ("?version=production", 400, "invalid")],
 )  # fmt: skip
 def test_unknown_or_malformed_label_and_version_name_the_problem(api, prompt, query, status, code):
     response = api.get(f"/api/v1/prompts/greet/{query}")
 
     assert response.status_code == status
     assert error_of(response)["code"] == code
+
+
+def test_a_label_typed_as_a_version_is_that_version_and_a_number_that_is_none_is_refused(api, prompt):
+    assert error_of(api.get("/api/v1/prompts/greet/?label=v9"))["message"] == "The prompt 'greet' has no version 9."
+    refused = error_of(api.get("/api/v1/prompts/greet/?version=v0"))
+    assert refused["details"] == {"version": ["'v0' is not a version: versions are numbered from 1 (v1, v2, ...)."]}
+    assert api.get("/api/v1/prompts/greet/versions/v1/").json()["version"] == 1
+    assert api.get("/api/v1/prompts/greet/versions/V2/").json()["version"] == 2
+    rendered = api.post("/api/v1/prompts/greet/render/", {"variables": {"name": "Ada"}, "label": "v1"}, format="json")
+    assert rendered.json() == {"version": 1, "text": "Hello Ada!", "warnings": []}
+    moved = api.post("/api/v1/prompts/greet/labels/", {"label": "staging", "version": "v2"}, format="json")
+    assert moved.json() == {"label": "staging", "version": 2, "previous_version": None}
+    named_as_version = error_of(api.post("/api/v1/prompts/greet/labels/", {"label": "v2", "version": 2}, format="json"))
+    assert "'v2' reads as a version number" in named_as_version["message"]
+    assert "is a version, not a label" in str(error_of(api.get("/api/v1/prompts/?label=v1"))["details"])
 
 
 def test_unknown_prompt_is_404(api, prompt):

@@ -24,14 +24,14 @@ def test_filter_failures_and_rate_a_cell(page):
     ]
     evaluations.experiment_evaluators_set(experiment=experiment, actor=owner.user, evaluators=experiment.checks)
     experiment.items = [DatasetItemFactory(dataset=experiment.dataset) for _ in range(12)]
-    variant_runs(experiment, "v1", [i < 4 for i in range(12)])
-    variant_runs(experiment, "v2", [i < 10 for i in range(12)])
+    v1 = variant_runs(experiment, "v1", [i < 4 for i in range(12)])
+    v2 = variant_runs(experiment, "v2", [i < 10 for i in range(12)])
 
     sign_in(page, "lead@example.com")
     page.goto(f"/experiments/{experiment.pk}/comparison/")
-    verdict = page.locator('#verdicts li[data-pair="v1|v2"] .pass-verdict')
+    verdict = page.locator(f'#verdicts li[data-pair="{v1.pk}|{v2.pk}"] .pass-verdict')
     verdict.wait_for()
-    assert "v2 passes more often than v1" in verdict.inner_text()
+    assert f"{v2.display} passes more often than {v1.display}" in verdict.inner_text()
     assert page.locator("#matrix tbody tr").count() == 12
 
     page.check("input[name=failures]")

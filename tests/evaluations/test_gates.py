@@ -3,7 +3,7 @@ an admin's written override; rollbacks stay one click."""
 
 import pytest
 
-from evaluations import gates, services
+from evaluations import apis, gates, services
 from evaluations.models import GateDecision
 from experiments import services as experiments
 from experiments.models import DatasetItem, ExperimentStatus
@@ -129,7 +129,7 @@ def test_a_first_release_is_gated_on_its_pass_rate_alone(shop, llm_server):
     gate_with(shop, "fake answer")
     experiment = run_gate(shop, 2)
 
-    assert [variant.name for variant in experiment.variants.all()] == ["v2"]
+    assert [variant.name for variant in experiment.variants.all()] == ["candidate"]
     assert gates.gate_result(prompt=prompt, version=2).reason == "pass rate 100.0% meets the required 90.0%; no baseline to compare with"
 
 
@@ -175,11 +175,12 @@ def test_a_regression_on_one_evaluator_fails_the_gate_even_when_the_overall_rate
         for name, value in (("says-answer", "Answer"), ("says-reply", "Reply"))
     ]
     gate = gates.gate_set(prompt=prompt, actor=owner.user, dataset=dataset, evaluators=checks, min_pass_rate=0.0)
-    run_gate(shop, 2)
+    experiment = run_gate(shop, 2)
 
     result = gates.gate_result(prompt=prompt, version=2)
 
     assert not result.passed
+    assert apis.comparison_document(experiment)["gate"] == {"passed": False, "reason": result.reason}  # promptlab-eval reads it
     assert result.reason.startswith("significantly worse than the baseline on says-answer (100% → 0%, p < 0.001")
     assert "says-reply" not in result.reason  # an improvement is no regression
     gate.no_evaluator_regression = False

@@ -9,6 +9,7 @@ from bs4 import BeautifulSoup
 
 from evaluations import services
 from evaluations.models import HumanRating
+from experiments.models import Run
 from promptlab.accounts.models import Role
 from tests.evaluations.conftest import variant_runs
 from tests.factories import DatasetItemFactory, MembershipFactory
@@ -38,7 +39,9 @@ def test_the_matrix_shows_each_item_with_a_cell_per_variant(two, client):
     response, html = page(client, two)
 
     assert response.status_code == 200
-    assert [th.get_text() for th in html.select("#matrix thead th")] == ["item", "v1", "v2"]
+    assert [th.get_text() for th in html.select("#matrix thead th")] == [
+        "item", f"v1: {two.v1.prompt.name} v1", f"v2: {two.v2.prompt.name} v1"  # each variant's own name, its prompt and version
+    ]
     first = [item.row for item in two.items[:1]][0]
     assert rows(html)[0] == first and len(rows(html)) == 30
     cell = html.select_one(f"#cell-{two.items[0].pk}-{two.v2.pk}")
@@ -172,3 +175,18 @@ def test_export_has_every_run_with_its_scores(two, client):
     table = list(csv.DictReader(io.StringIO(text)))
     assert len(table) == 60 and json.loads(table[1]["scores"])["refund"]["status"] == "ok"
     assert client.get(f"/experiments/{two.pk}/export.xml").status_code == 404
+
+
+def test_export_names_variants_as_people_read_them_and_says_unknown_for_an_unknown_cost(two, client):
+    runs = list(two.v1.runs.order_by("item__row"))
+    Run.objects.filter(pk=runs[0].pk).update(cost_usd=None, prompt_tokens=12)  # answered by a model without a price
+    Run.objects.filter(pk=runs[1].pk).update(cost_usd=None, prompt_tokens=None, status="failed")  # no answer: nothing billed
+
+    text = b"".join(client.get(f"/experiments/{two.pk}/export.csv").streaming_content).decode()
+    jsonl = [json.loads(line) for line in b"".join(client.get(f"/experiments/{two.pk}/export.jsonl").streaming_content).decode().splitlines()]
+
+    table = [row for row in csv.DictReader(io.StringIO(text)) if row["variant_name"] == "v1"]
+    assert {row["variant"] for row in table} == {f"v1: {two.v1.prompt.name} v1"}
+    assert [row["cost_usd"] for row in table[:3]] == ["unknown", "", "0.00100000"]
+    first = next(record for record in jsonl if record["variant_name"] == "v1")
+    assert first["cost_usd"] is None and first["cost_unknown"] is True  # JSON says null, and why

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from evaluations import selectors, services, tasks
+from evaluations import comparison, selectors, services, tasks
 from evaluations.models import Evaluator, Score, ScoreStatus
 from experiments.models import Run
 from experiments.signals import run_done
@@ -39,6 +39,12 @@ def chat_calls(server) -> list[dict]:
 
 def attach(run, *evaluators):
     services.experiment_evaluators_set(experiment=run.experiment, actor=None, evaluators=list(evaluators))
+
+
+def check_on(run, name):
+    """The experiment comparison's numbers of the evaluator `name` on the run's variant."""
+    (check,) = [check for check in comparison.experiment_comparison(experiment=run.experiment).checks if check.name == name]
+    return next(variant for variant in check.variants if variant.variant.id == run.variant_id)
 
 
 @pytest.fixture
@@ -104,8 +110,8 @@ def test_an_unusable_judge_answer_is_an_errored_score_never_a_zero(judged_run, j
     score = Score.objects.get()
     assert (score.status, score.value, score.passed, score.retryable) == (ScoreStatus.ERRORED, None, None, False)
     assert score.error_kind == "invalid_output" and outcome.retry_ids == ()
-    summary = selectors.experiment_score_summary(experiment=judged_run.experiment)
-    assert [(row["scored_count"], row["failed_count"], row["errored_count"], row["mean_value"]) for row in summary] == [(0, 0, 1, None)]
+    summary = check_on(judged_run, "judge").summary
+    assert (summary.graded, summary.passed, summary.errored, summary.mean_score) == (0, 0, 1, None)
     services.score_run(run_id=judged_run.pk)  # a permanent error is kept, not asked again
     assert len(chat_calls(llm_server)) == 1
 
@@ -122,11 +128,15 @@ def test_errored_scores_are_counted_apart_from_failures_in_aggregates(owner, jud
     for run in runs:
         services.score_run(run_id=run.pk)
 
-    (row,) = selectors.experiment_score_summary(experiment=experiment)
-    counts = (row["scored_count"], row["passed_count"], row["failed_count"], row["errored_count"], row["mean_value"])
-    assert counts == (2, 1, 1, 1, 0.5)
-    rows = selectors.experiment_score_rows(experiment=experiment)
-    assert sorted((r["errored"], r["value"]) for r in rows) == [(False, 0.0), (False, 1.0), (True, None)]
+    judged = check_on(runs[0], "judge")
+    summary = judged.summary
+    failed = summary.graded - summary.passed
+    assert (summary.graded, summary.passed, failed, summary.errored, summary.mean_score.estimate) == (2, 1, 1, 1, 0.5)
+    assert judged.pending == 1  # the variant's first run, never scored here
+    rows = selectors.score_list(experiment=experiment)
+    assert sorted((r["status"], r["value"], r["passed"]) for r in rows) == [
+        (ScoreStatus.ERRORED, None, None), (ScoreStatus.OK, 0.0, False), (ScoreStatus.OK, 1.0, True),
+    ]  # fmt: skip
 
 
 def test_a_judge_that_keeps_failing_transiently_is_recorded_errored_with_the_reason(judged_run, judge, endpoint, llm_server):
@@ -271,11 +281,12 @@ def test_a_changed_evaluator_rescores_as_a_new_version_without_calling_the_runs_
     assert len(llm_server.requests) == before == 0  # no model was called for the runs
     assert Score.objects.filter(evaluator=evaluator, evaluator_version=1).count() == 5  # the old version's scores are kept
     assert Score.objects.filter(evaluator=evaluator, evaluator_version=2).count() == 5
-    rows = selectors.experiment_score_rows(experiment=experiment)
+    rows = selectors.score_list(experiment=experiment)
     assert {(row["evaluator_name"], row["evaluator_version"]) for row in rows} == {("answer", 2), ("short", 1)}
     assert sorted(row["passed"] for row in rows if row["evaluator_name"] == "short") == [False, True, True, True, True]
-    v1 = selectors.experiment_score_summary(experiment=experiment, versions={evaluator.pk: 1})
-    assert [(row["evaluator_name"], row["passed_count"], row["failed_count"]) for row in v1] == [("answer", 1, 4)]
+    every = selectors.score_list(experiment=experiment, evaluator="answer", versions="all")
+    v1 = [(row["status"], row["passed"]) for row in every if row["evaluator_version"] == 1]
+    assert sorted(v1) == [(ScoreStatus.OK, False)] * 4 + [(ScoreStatus.OK, True)]
 
     with django_capture_on_commit_callbacks(execute=True):
         services.experiment_rescore(experiment=experiment, actor=owner.user)
@@ -342,24 +353,23 @@ def test_score_and_rating_selectors_make_the_same_queries_at_any_size(owner, dja
 
     for size in (3, 23):
         grow(size - Run.objects.filter(experiment=experiment).count() + 1)
-        with django_assert_num_queries(3):
-            rows = selectors.experiment_score_rows(experiment=experiment)
-            selectors.experiment_score_summary(experiment=experiment)
+        with django_assert_num_queries(2):
+            rows = list(selectors.score_list(experiment=experiment))
             ratings = selectors.experiment_ratings(experiment=experiment)
         assert len(rows) == len(ratings) == size
 
 
-def test_score_rows_are_plain_rows_per_variant_item_and_evaluator(owner):
+def test_score_list_rows_are_plain_rows_per_item_variant_and_evaluator(owner):
     run = RunFactory(experiment__project=owner.project, output="The answer is 42.", item__row=7)
     evaluator = services.evaluator_create(project=owner.project, actor=None, name="c", kind="contains", config={"value": "42"}, weight=2)
     attach(run, evaluator)
     services.score_run(run_id=run.pk)
 
-    (row,) = selectors.experiment_score_rows(experiment=run.experiment)
+    (row,) = selectors.score_list(experiment=run.experiment)
     assert row == {
-        "run_id": run.pk, "evaluator_id": evaluator.pk, "evaluator_version": 1, "status": "ok", "value": 1.0, "passed": True,
-        "reason": "The output contains '42'.", "error_kind": "", "variant_id": run.variant_id, "variant_name": run.variant.name,
-        "item_id": run.item_id, "row": 7, "repeat": 1, "evaluator_name": "c", "weight": 2.0, "errored": False,
+        "run_id": run.pk, "status": "ok", "value": 1.0, "passed": True, "reason": "The output contains '42'.", "error_kind": "",
+        "cost_usd": None, "evaluator_version": 1, "updated_at": Score.objects.get().updated_at, "variant": run.variant.name,
+        "row": 7, "repeat": 1, "evaluator_name": "c", "current_version": 1,
     }  # fmt: skip
     assert Evaluator.objects.get().scores.count() == 1
 

@@ -42,10 +42,28 @@ def test_an_editor_creates_a_draft_with_its_variants(setup, client):
     ]  # fmt: skip
 
 
+def test_versions_are_typed_as_v3_or_3_in_either_box(setup, client):
+    owner, prompt, dataset, _ = setup
+    client.force_login(owner.user)
+
+    response = client.post(ADD, form_data(owner.project, dataset, [
+        {"name": "by version", "prompt": prompt.pk, "version": "v2"}, {"name": "by label", "prompt": prompt.pk, "label": "V1"},
+    ]))  # fmt: skip
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    variants = Experiment.objects.get(name="admin-made").variants.all()
+    assert [(v.name, v.label, v.version) for v in variants] == [("by version", "", 2), ("by label", "", 1)]
+    page = client.get(f"/admin/experiments/experiment/{variants[0].experiment_id}/change/").content.decode()
+    assert "by version: answer v2" in page and "by label: answer v1" in page
+
+
 @pytest.mark.parametrize("variant, fields, error", [
     ({"params": '{"temperature": 9}'}, {}, "temperature must be between 0 and 2"),
     ({}, {"repeats": 0}, "greater than or equal to 1"),
     ({}, {"budget_usd": "0"}, "A budget must be more than 0 USD."),
+    ({"version": "v0"}, {}, "&#x27;v0&#x27; is not a version"),
+    ({"label": "-1"}, {}, "&#x27;-1&#x27; is not a version"),
+    ({"version": "production"}, {}, "&#x27;production&#x27; is not a version: type v3 or 3"),
 ])  # fmt: skip
 def test_bad_input_is_shown_on_the_form_and_nothing_is_saved(setup, client, variant, fields, error):
     owner, prompt, dataset, _ = setup

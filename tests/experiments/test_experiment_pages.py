@@ -38,7 +38,8 @@ def test_the_forecast_follows_the_form(shop, client, llm_server):
 
     html = BeautifulSoup(client.post(url, form(shop)).content, "html.parser")
     assert html.select_one("#forecast .calls").get_text() == "20"  # 5 items x 2 variants x 2 repeats
-    assert html.select_one("#forecast .usd").get_text().startswith("$0.00")
+    # No run of these versions yet: each answer at gpt-4o-mini's longest (16384 tokens at 6e-7 USD), as a budget holds it
+    assert html.select_one("#forecast .usd").get_text().startswith("$0.19")
     fewer = BeautifulSoup(client.post(url, form(shop, repeats=1, variant1_prompt="")).content, "html.parser")
     assert fewer.select_one("#forecast .calls").get_text() == "5"
     unknown = BeautifulSoup(client.post(url, form(shop, variant1_at="9")).content, "html.parser")
@@ -61,6 +62,18 @@ def test_creating_starts_the_experiment_with_its_variants_and_evaluators(shop, c
     assert Run.objects.filter(experiment=experiment).count() == 20
 
 
+@pytest.mark.parametrize("typed", ["v2", "V2", "2"])
+def test_a_version_is_typed_with_or_without_its_v(shop, client, typed):
+    owner, *_ = shop
+    client.force_login(owner.user)
+
+    response = client.post(f"/projects/{owner.project.slug}/experiments/new/", form(shop, variant1_at=typed))
+
+    experiment = Experiment.objects.get()
+    assert response.status_code == 302
+    assert [(v.name, v.label, v.version) for v in experiment.variants.order_by("pk")] == [("faq production", "production", None), ("faq v2", "", 2)]
+
+
 def test_a_refused_start_leaves_nothing_behind_and_says_why(shop, client):
     owner, prompt, dataset, _ = shop
     DatasetItem.objects.create(dataset=dataset, row=6, vars={"other": "x"})
@@ -77,6 +90,7 @@ def test_a_refused_start_leaves_nothing_behind_and_says_why(shop, client):
     ({"variant0_params": "{not json"}, "not JSON"),
     ({"variant0_params": '{"temperature": 5}'}, "temperature must be between 0 and 2"),
     ({"variant0_prompt": ""}, "This field is required"),
+    ({"variant1_at": "v0"}, "Variant 2: &#x27;v0&#x27; is not a version: versions are numbered from 1"),
 ])  # fmt: skip
 def test_bad_input_is_shown_on_the_form(shop, client, extra, message):
     owner, *_ = shop

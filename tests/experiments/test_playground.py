@@ -344,6 +344,22 @@ def test_results_without_htmx_show_the_playground_filled_in_from_the_run(play, c
     assert "Ada" in response.content.decode() and len(page.select("article")) == 2
 
 
+def test_the_playground_opens_at_a_version_typed_as_v2_or_a_label_and_says_unknown_for_an_unknown_cost(play, client):
+    client.force_login(play.editor)
+    selected = lambda query: soup(client.get(url(play, query)).content.decode()).select_one("select[name=version] option[selected]")["value"]  # noqa: E731
+    assert [selected(f"?prompt={play.prompt.pk}&version={typed}") for typed in ("v2", "V1", "2", "production", "latest")] == [
+        "2", "1", "2", "1", "2"
+    ]
+    assert client.get(url(play, f"?prompt={play.prompt.pk}&version=v0")).status_code == 404
+    client.post(url(play), form_data(play))
+    call = PlaygroundCall.objects.first()
+    PlaygroundCall.objects.filter(pk=call.pk).update(status=PlaygroundCallStatus.DONE, output="o", prompt_tokens=3, cost_usd=None)
+
+    page = soup(client.get(url(play, f"runs/{call.batch}/"), HTTP_HX_REQUEST="true").content.decode())
+
+    assert page.select_one(f"#playground-call-{call.pk} .cost").get_text() == "unknown"
+
+
 FORM_ERRORS = {
     "missing required": ({"var_name": ""}, "This field is required."),
     "wrong type": ({"var_age": "old"}, "Enter a whole number."),

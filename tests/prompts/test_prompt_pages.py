@@ -405,6 +405,19 @@ def test_a_single_version_or_the_same_version_twice_has_no_differences(lab, clie
     assert text(diff.select_one("#no-differences")) == "Pick two different versions to see what changed."
 
 
+def test_the_diff_reads_versions_typed_as_v3_or_3_and_labels(lab, client):
+    prompt = create(lab, template="one")
+    prompt = update(lab, prompt, "Two", template="two")
+    services.label_move(prompt=prompt, actor=lab.editor, label="staging", version=1)
+    client.force_login(lab.viewer)
+
+    for query in ("?a=v1&b=V2", "?a=1&b=2", "?a=staging&b=latest"):
+        diff = soup(client.get(detail_url(lab, query=query))).select_one("#prompt-diff")
+        assert text(diff.select_one(".diff-a strong")) == "Version 1" and text(diff.select_one(".diff-b strong")) == "Version 2", query
+    preview = soup(client.get(detail_url(lab, query="?version=v1"))).select_one("#prompt-preview")
+    assert text(preview.select_one("#preview-button")) == "Render version 1"
+
+
 def test_an_htmx_diff_request_gets_only_the_diff_fragment(lab, client):
     prompt = create(lab, template="one")
     update(lab, prompt, "Two", template="two")
@@ -421,12 +434,15 @@ def test_an_htmx_diff_request_gets_only_the_diff_fragment(lab, client):
 @pytest.mark.parametrize(
     "query, status, message",
     [
-        ("?a=abc&b=1", 400, "a='abc' is not a version number"),
-        ("?a=1&b=1.5", 400, "b='1.5' is not a version number"),
-        ("?a=1&b=%EF%BC%91", 400, "is not a version number"),  # a full-width digit
-        ("?a=" + "9" * 30, 400, "is not a version number"),
+        ("?a=abc&b=1", 404, "has no label 'abc'"),  # anything that is not v3 or 3 names a label
+        ("?a=1&b=1.5", 404, "has no label '1.5'"),
+        ("?a=1&b=%EF%BC%91", 404, "has no label"),  # a full-width digit is no version number
+        ("?a=" + "9" * 30, 400, "is not a version: versions are numbered from 1"),
         ("?a=99&b=1", 404, "has no version 99"),
-        ("?a=0", 404, "has no version 0"),
+        ("?a=v99&b=1", 404, "has no version 99"),
+        ("?a=0", 400, "'0' is not a version"),
+        ("?a=v0", 400, "'v0' is not a version"),
+        ("?a=1&b=-1", 400, "'-1' is not a version"),
     ],
 )
 def test_a_bad_diff_version_is_a_400_or_404_page_saying_why(lab, client, query, status, message):
@@ -556,7 +572,7 @@ def test_a_template_error_of_a_version_is_shown_inline(lab, client):
     assert "signature" in text(page.select_one("#preview-error"))
 
 
-@pytest.mark.parametrize("version, status", [("abc", 400), ("2.0", 400), ("7", 404)])
+@pytest.mark.parametrize("version, status", [("v0", 400), ("-2", 400), ("abc", 404), ("2.0", 404), ("7", 404), ("v7", 404)])
 def test_a_bad_preview_version_is_a_400_or_404(lab, client, version, status):
     create(lab)
     client.force_login(lab.viewer)

@@ -125,7 +125,9 @@ def test_editors_move_staging_but_not_production(editor, model):
 
 @pytest.mark.parametrize(
     "label, version, error, fragment",
-    [("latest", 1, Invalid, "cannot be moved"), ("Not a slug!", 1, Invalid, "not a valid label"), ("staging", 9, NotFound, "has no version 9")],
+    [("latest", 1, Invalid, "cannot be moved"), ("Not a slug!", 1, Invalid, "not a valid label"), ("staging", 9, NotFound, "has no version 9"),
+     ("v3", 1, Invalid, "'v3' reads as a version number"), ("3", 1, Invalid, "reads as a version number"),
+     ("-1", 1, Invalid, "reads as a version number")],
 )  # fmt: skip
 def test_bad_label_moves_are_refused(editor, model, label, version, error, fragment):
     prompt = create(editor, model)

@@ -86,16 +86,17 @@ def test_includes_compose_snippets_pinned_by_label_or_version(owner):
     snippet = create(owner, "signature", template="-- {{ agent }} v1")
     snippet = services.prompt_update(prompt=snippet, actor=owner.user, message="v2", template="-- {{ agent }} v2")
     services.label_move(prompt=snippet, actor=owner.user, label="production", version=1)
-    prompt = create(owner, "mail", template="{% include 'signature' %}|{% include 'signature@2' %}|{% include 'signature@production' %}")
+    prompt = create(owner, "mail", template="{% include 'signature' %}|{% include 'signature@2' %}|{% include 'signature@production' %}"
+                                             "|{% include 'signature@v1' %}")  # fmt: skip
 
     rendered = render_version(prompt, {"agent": "Bob"})
 
     # unpinned: the production version when there is one
-    assert rendered.text == "-- Bob v1|-- Bob v2|-- Bob v1"
+    assert rendered.text == "-- Bob v1|-- Bob v2|-- Bob v1|-- Bob v1"
     assert prompt.used_variables == ["agent"]
 
     services.label_move(prompt=snippet, actor=owner.user, label="production", version=2)
-    assert render_version(prompt, {"agent": "Bob"}).text == "-- Bob v2|-- Bob v2|-- Bob v2"  # a moved label is seen at once
+    assert render_version(prompt, {"agent": "Bob"}).text == "-- Bob v2|-- Bob v2|-- Bob v2|-- Bob v1"  # a moved label is seen at once
 
 
 def test_another_projects_snippet_cannot_be_included(owner):

@@ -380,3 +380,5 @@ def test_export_command_errors(tmp_path, project, model):
         call_command("export_prompts", str(tmp_path / "out"), "--project", "support", "--label", "production")
     with pytest.raises(CommandError, match="exists and is not a folder"):
         call_command("export_prompts", str(tmp_path / "file"), "--project", "support")
+    with pytest.raises(CommandError, match="--label takes a label such as production; 'v3' is a version number"):
+        call_command("export_prompts", str(tmp_path / "out"), "--project", "support", "--label", "v3")

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from promptlab.accounts import selectors as account_selectors
 from promptlab.errors import DomainError
+from prompts.versions import reads_as_version
 from prompts.yaml_io import prompts_export
 
 
@@ -19,6 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--label", help="Export the version this label points at, e.g. production.")
 
     def handle(self, *args, folder, project, label, **options):
+        if label and reads_as_version(label):
+            raise CommandError(f"--label takes a label such as production; {label!r} is a version number, and every prompt has its own.")
         try:
             project = account_selectors.project_get(slug=project)
             paths = prompts_export(project=project, folder=folder, label=label)
