@@ -138,10 +138,10 @@ def experiment_comparison(*, experiment: Experiment) -> Comparison:
 
 
 def run_outcome(run: RunGrade) -> RunOutcome:
-    """A graded run as the statistics see it. A failed call's unknown cost is nothing billed;
-    an answered call's unknown cost is unknown."""
+    """A graded run as the statistics see it. A call that billed nothing costs 0; an answered
+    call of a model without a price costs an unknown amount (promptlab.llm.models.COST_UNKNOWN)."""
     grade = run.grade
-    cost = run.cost_usd if run.cost_usd is not None or run.status == RunStatus.DONE else Decimal(0)
+    cost = None if not run.cost_known else run.cost_usd if run.cost_usd is not None else Decimal(0)
     return RunOutcome(item=run.item_id, passed=grade.passed, score=grade.score, errored=grade.errored,
                       latency_ms=run.latency_ms, cost=cost)  # fmt: skip
 

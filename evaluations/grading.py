@@ -168,6 +168,7 @@ class RunGrade:
     status: str  # the run's
     latency_ms: float | None
     cost_usd: Decimal | None
+    cost_known: bool  # False when the call was answered (tokens counted) by a model without a price
     grade: Grade | None  # None for a run that did not run (yet): pending, skipped, cancelled
 
 
@@ -194,6 +195,7 @@ def run_grades(runs: QuerySet[Run], *, checks: dict[int, ExperimentChecks] | Non
             result = grade(results, threshold, call_failed=run["status"] == RunStatus.FAILED, empty_passes=experiment.grades_anything)
         graded.append(RunGrade(run_id=run["id"], experiment_id=run["experiment_id"], variant_id=run["variant_id"], item_id=run["item_id"],
                                repeat=run["repeat"], status=run["status"], latency_ms=run["latency_ms"], cost_usd=run["cost_usd"],
+                               cost_known=run["cost_usd"] is not None or run["prompt_tokens"] is None,
                                grade=result))  # fmt: skip
     return graded
 

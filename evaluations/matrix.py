@@ -14,6 +14,7 @@ from evaluations import grading
 from evaluations.models import Evaluator, HumanRating, RatingScale, Score, ScoreStatus
 from experiments.models import DatasetItem, Experiment, Run, Variant
 from promptlab.errors import Invalid
+from promptlab.money import usd
 
 PAGE_SIZE = 50
 
@@ -148,7 +149,7 @@ def matrix_rows(*, experiment: Experiment, items: list[DatasetItem], variants: l
     of queries."""
     runs = list(
         Run.objects.filter(experiment=experiment, item__in=items, variant__in=variants).order_by("variant_id", "item_id", "repeat").only(
-            "id", "variant_id", "item_id", "repeat", "status", "output", "latency_ms", "cost_usd", "error", "error_kind"
+            "id", "variant_id", "item_id", "repeat", "status", "output", "latency_ms", "cost_usd", "prompt_tokens", "error", "error_kind"
         )
     )  # fmt: skip
     grades = {run.run_id: run.grade for run in grading.experiment_grades(experiment, run_ids=[run.pk for run in runs])}
@@ -161,7 +162,8 @@ def matrix_rows(*, experiment: Experiment, items: list[DatasetItem], variants: l
         run.rating_summary = rating_summary(ratings[run.pk], user)
         run.summary = _shorten(run.output, 140)
         run.meta = " · ".join(
-            ([f"{run.latency_ms:.0f} ms"] if run.latency_ms is not None else []) + ([f"${run.cost_usd:.5f}"] if run.cost_usd is not None else [])
+            ([f"{run.latency_ms:.0f} ms"] if run.latency_ms is not None else [])
+            + ([usd(run.cost_usd, 5)] if run.cost_usd is not None or run.prompt_tokens is not None else [])
         )  # fmt: skip
         cells[(run.item_id, run.variant_id)].runs.append(run)
     for item in items:

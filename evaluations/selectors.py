@@ -80,8 +80,10 @@ def attached_evaluators(*, experiment_ids: Iterable[int]) -> QuerySet:
 
 
 def run_rows(*, runs: QuerySet) -> QuerySet:
-    """Runs as plain rows: id, experiment, variant, item, repeat, status, latency and cost."""
-    return runs.order_by("pk").values("id", "experiment_id", "variant_id", "item_id", "repeat", "status", "latency_ms", "cost_usd")
+    """Runs as plain rows: id, experiment, variant, item, repeat, status, latency, cost and prompt tokens."""
+    return runs.order_by("pk").values(
+        "id", "experiment_id", "variant_id", "item_id", "repeat", "status", "latency_ms", "cost_usd", "prompt_tokens"
+    )
 
 
 def score_map(*, runs: QuerySet) -> dict[tuple, dict]:

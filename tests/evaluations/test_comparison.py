@@ -171,3 +171,22 @@ def test_repeats_are_averaged_per_item_so_n_is_the_items(experiment):
 
     assert (summary.runs, summary.graded, summary.passed, summary.items) == (150, 150, 105, 30)
     assert summary.pass_rate == statistics.pass_rate([True] * 21 + [False] * 9)  # Wilson on 30 items, not 150 calls
+
+
+def test_an_answered_call_without_a_price_makes_the_cost_unknown_and_a_call_that_billed_nothing_costs_nothing(experiment, owner, client):
+    variant = variant_runs(experiment, "v1", [True] * 4, failed={3})
+    variant.runs.filter(status=RunStatus.FAILED).update(cost_usd=None, prompt_tokens=None)  # never answered: nothing billed
+
+    summary = comparison.experiment_comparison(experiment=experiment).variant(variant.pk).summary
+    assert summary.cost_total == Decimal("0.0010") * 3
+
+    unpriced = variant.runs.filter(status=RunStatus.DONE).first()
+    variant.runs.filter(pk=unpriced.pk).update(cost_usd=None, prompt_tokens=12)  # answered by a model without a price
+
+    summary = comparison.experiment_comparison(experiment=experiment).variant(variant.pk).summary
+    assert (summary.cost_total, summary.cost_per_item) == (None, None)
+    client.force_login(owner.user)
+    stats = BeautifulSoup(client.get(f"/experiments/{experiment.pk}/comparison/stats/").content, "html.parser")
+    assert stats.select_one(f'#variant-summary tr[data-variant-id="{variant.pk}"]').find_all("td")[-1].get_text() == "unknown"
+    matrix = BeautifulSoup(client.get(f"/experiments/{experiment.pk}/comparison/").content, "html.parser")
+    assert matrix.select_one(f'[data-run="{unpriced.pk}"] .meta').get_text().endswith("unknown")
