@@ -47,14 +47,9 @@ def endpoint(db, llm_server, monkeypatch):
 
 
 @pytest.fixture
-def answering(endpoint):
-    """A prompt `answer` at v1 ("Answer: ...", production) and v2 ("Reply briefly: ..."), a
-    five-item dataset, and an evaluator `brief` that passes what v2 answers and fails v1's (the
-    fake model echoes its prompt). experiment() makes a draft of prod against v2 on them."""
-    from types import SimpleNamespace
-
-    from evaluations import services
-    from experiments import services as experiment_services
+def two_versions(endpoint):
+    """A prompt `answer` at v1 ("Answer: ...", production) and v2 ("Reply briefly: ..."), and a
+    five-item dataset of `question`s: (owner, prompt, dataset, endpoint)."""
     from experiments.models import DatasetItem
     from promptlab.accounts.models import Role
     from prompts import services as prompt_services
@@ -68,6 +63,19 @@ def answering(endpoint):
     prompt = prompt_services.prompt_update(prompt=prompt, actor=owner.user, message="v2", template="Reply briefly: {{ question }}")
     dataset = DatasetFactory(project=owner.project)
     DatasetItem.objects.bulk_create([DatasetItem(dataset=dataset, row=n, vars={"question": f"q{n}"}) for n in range(1, 6)])
+    return owner, prompt, dataset, endpoint
+
+
+@pytest.fixture
+def answering(two_versions):
+    """two_versions with an evaluator `brief` that passes what v2 answers and fails v1's (the
+    fake model echoes its prompt). experiment() makes a draft of prod against v2 on them."""
+    from types import SimpleNamespace
+
+    from evaluations import services
+    from experiments import services as experiment_services
+
+    owner, prompt, dataset, _ = two_versions
     brief = services.evaluator_create(project=owner.project, actor=owner.user, name="brief", kind="contains", config={"value": "Reply briefly"})
 
     def experiment(*, evaluators=(brief,), **fields):

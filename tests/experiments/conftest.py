@@ -1,25 +1,13 @@
-"""A project with a prompt at two versions (production on v1) and a five-item dataset."""
+"""`setup`: a project with a prompt at two versions (production on v1) and a five-item dataset (tests/conftest.py two_versions)."""
 
 import pytest
 
 from experiments import services
-from experiments.models import DatasetItem
-from promptlab.accounts.models import Role
-from prompts import services as prompt_services
-from tests.factories import DatasetFactory, MembershipFactory
 
 
 @pytest.fixture
-def setup(endpoint):
-    owner = MembershipFactory(role=Role.OWNER)
-    prompt = prompt_services.prompt_create(
-        project=owner.project, actor=owner.user, name="answer", message="v1", template="Answer: {{ question }}", endpoint=endpoint
-    )
-    prompt_services.label_move(prompt=prompt, actor=owner.user, label="production", version=1)
-    prompt = prompt_services.prompt_update(prompt=prompt, actor=owner.user, message="v2", template="Reply briefly: {{ question }}")
-    dataset = DatasetFactory(project=owner.project)
-    DatasetItem.objects.bulk_create([DatasetItem(dataset=dataset, row=n, vars={"question": f"q{n}"}) for n in range(1, 6)])
-    return owner, prompt, dataset, endpoint
+def setup(two_versions):
+    return two_versions
 
 
 def make(setup, **kwargs):
