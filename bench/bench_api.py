@@ -2,14 +2,13 @@
 
 Services fetch `GET /api/v1/prompts/{name}/?label=production` on their hot path, so a cached
 fetch must cost little more than the cheapest Django view. gunicorn runs with promptlab's
-production config (promptlab/gunicorn.py: sync workers) and 2 workers, serving promptlab's
+production config (promptlab/gunicorn.py: gthread workers) and 2 workers, serving promptlab's
 URLs plus one bench-only URL, `/bench/floor/`: a bare Django view returning a JSON document
 of the same shape, behind the same middleware (the framework floor). Production URLs are
 unchanged: gunicorn loads `server()` below, which adds the floor URL in this process only.
 
 A load generator in this process (asyncio, raw HTTP/1.1, CONNECTIONS concurrent connections,
-keep-alive when the server allows it; promptlab's sync workers close every connection, so
-each request reconnects, on both sides alike) drives each side in alternating rounds; each
+keep-alive when the server allows it, as gthread workers do, on both sides alike) drives each side in alternating rounds; each
 side's best round counts. Rows: requests per second (API vs floor) and p99 latency.
 Targets: API >= 0.7 x the floor's throughput (ratio <= 1.43x) and p99 < 20 ms at 32
 connections. BENCH_API_CONNECTIONS and BENCH_API_SECONDS (per round) change the load.
@@ -105,7 +104,7 @@ def run() -> list[Comparison]:
     api, floor_ = results["api"], results["floor"]
     figures = (f"API {api.rps:,.0f} req/s, p50 {api.p50:.1f} ms, p99 {api.p99:.1f} ms; floor {floor_.rps:,.0f} req/s, "
                f"p50 {floor_.p50:.1f} ms, p99 {floor_.p99:.1f} ms")  # fmt: skip
-    setup = (f"gunicorn {WORKERS} sync workers, {CONNECTIONS} connections, best of {ROUNDS} rounds of {SECONDS:g} s "
+    setup = (f"gunicorn {WORKERS} gthread workers, {CONNECTIONS} connections, best of {ROUNDS} rounds of {SECONDS:g} s "
              f"(the load generator used {api.generator_cpu:.0%} / {floor_.generator_cpu:.0%} of a core)")  # fmt: skip
     return [
         Comparison(

@@ -12,8 +12,9 @@ import math
 import structlog
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
-from django.urls import include, path
+from django.urls import Resolver404, include, path, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, parsers, serializers, status
@@ -36,8 +37,9 @@ class RequestTooLarge(exceptions.APIException):
 
 
 DOMAIN_STATUS = [(NotFound, 404), (Forbidden, 403), (Unavailable, 503), (Invalid, 400)]
-# Errors of the LLM gateway, by code, for the invoke endpoint's failures.
-CODE_STATUS = {"llm_unavailable": 503, "llm_failed": 502, "invoke_timeout": 504}
+# Errors of the LLM gateway, by code, for the invoke endpoint's failures; and a render refused
+# because every render slot of the process stayed taken (it carries Retry-After).
+CODE_STATUS = {"llm_unavailable": 503, "llm_failed": 502, "invoke_timeout": 504, "render_busy": 503}
 DRF_CODES = {
     exceptions.ParseError: "malformed_request",
     exceptions.NotAuthenticated: "not_authenticated",
@@ -110,10 +112,28 @@ def _summary(details, prefix: str = "") -> str:
     return "; ".join(part for part in parts[:5] if part)
 
 
+@csrf_exempt  # it changes nothing, and an API client's POST carries a key, not a CSRF token
+def no_endpoint(request):
+    """Every URL under /api/ that names no endpoint (an unknown path, or an identifier of the wrong
+    form such as a call id that is not a UUID): the JSON 404. A route rather than only handler404,
+    because with DEBUG on Django answers an unmatched URL with its own HTML page."""
+    message = f"No endpoint at {request.path}."
+    if not request.path_info.endswith("/") and _is_endpoint(request.path_info + "/"):
+        message += f" API URLs end with a slash: {request.path}/."
+    return JsonResponse(error_body("not_found", message), status=404)
+
+
+def _is_endpoint(path: str) -> bool:
+    try:
+        return resolve(path).func is not no_endpoint
+    except Resolver404:
+        return False
+
+
 def page_not_found(request, exception):
     """handler404: JSON under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+        return no_endpoint(request)
     return defaults.page_not_found(request, exception)
 
 

@@ -1,16 +1,20 @@
 """Rendering prompt templates safely: Jinja2's immutable sandbox, strict undefined, bounded.
 
 A template can read the variables it is given and nothing else: no attribute starting
-with an underscore, no mutation, no `str.format`, no output or loop larger than the
-limits, no render slower than the time limit. Snippets are composed with
+with an underscore, no mutation, no `str.format`, no variable, output, loop or value
+built on the way larger than the limits, no render slower than the time limit, and no
+more renders at once in a process than it has render slots. Snippets are composed with
 `{% include "name" %}` (the snippet's production version if it has one, else its latest),
 `{% include "name@staging" %}` (a label) or `{% include "name@v3" %}` (a version, `@3` too), always
 within the prompt's own project.
 """
 
+import contextlib
 import contextvars
 import functools
 import re
+import textwrap
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,8 +24,7 @@ from jinja2 import StrictUndefined, TemplateNotFound, TemplateSyntaxError, Undef
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.compiler import CodeGenerator
 # The sync_ variants: Jinja's plain names are async-aware wrappers that take the eval context first.
-from jinja2.filters import do_batch, do_center, do_format, do_indent, do_replace, do_wordwrap
-from jinja2.filters import sync_do_join, sync_do_slice, sync_do_sum
+from jinja2.filters import do_batch, do_center, do_format, do_indent, do_replace, sync_do_join, sync_do_slice
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import pass_environment, pass_eval_context
 
@@ -33,6 +36,9 @@ _INCLUDE = re.compile(r"^(?P<name>[-a-zA-Z0-9_]+)(?:@(?P<pin>[-a-zA-Z0-9_]+))?$"
 _WIDTH_IN_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 MAX_INCLUDES_PER_RENDER = 100  # each include is a database lookup: bounds a wide fan-out of snippets
+# How long a render waits for one of the process's PROMPT_RENDER_CONCURRENCY slots before it is
+# refused as busy: short, so that waiting requests cannot hold every web thread for long.
+RENDER_SLOT_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -44,15 +50,33 @@ class _Includes:
     names: dict[tuple[int, int], str] = field(default_factory=dict)  # to name a cycle without a query
 
 
+@dataclass
+class _Render:
+    """One render (of every message of a chat prompt): when it must end, and how much it has printed."""
+
+    deadline: float
+    printed: int = 0
+
+
 # Set for the duration of one render: the project whose snippets includes may use, the
-# deadline the loops check, and the includes so far.
+# deadline and output the loops and filters check, and the includes so far.
 _project_id: contextvars.ContextVar[int] = contextvars.ContextVar("prompt_project_id")
-_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("prompt_render_deadline", default=float("inf"))
+_render: contextvars.ContextVar[_Render | None] = contextvars.ContextVar("prompt_render", default=None)
 _includes: contextvars.ContextVar[_Includes] = contextvars.ContextVar("prompt_render_includes")
 
 
 class RenderError(Invalid):
     code = "render_error"
+
+
+class RenderBusy(RenderError):
+    """Every render slot of this process stayed taken: the API answers 503 with Retry-After."""
+
+    code = "render_busy"
+
+    @property
+    def retry_after(self) -> float:
+        return settings.PROMPT_RENDER_TIMEOUT_SECONDS  # by then every render holding a slot has ended
 
 
 @dataclass(frozen=True)
@@ -65,14 +89,17 @@ class Rendered:
 
 # --- The environment --------------------------------------------------------------------
 #
-# The sandbox stops attribute access to internals; these bounds stop the rest: every block
-# (loop bodies included) checks the deadline, every concatenation, +, *, ** and string
-# method checks the size of what it would build *before* building it, and filters that
-# pad, repeat or wrap take bounded arguments.
+# The sandbox stops attribute access to internals; these bounds stop the rest. The variables
+# are bounded when the render starts, so the work of every step is bounded by its input:
+# every block (loop bodies included) checks the deadline; every concatenation, +, *, **, %,
+# string method and filter that builds text or a list checks the size of what it would
+# build *before* building it; filters that read a whole list (sort, unique, join, ...)
+# measure it first; and what a macro or block collects is bounded as it grows.
 
 
 def _check_time() -> None:
-    if time.monotonic() > _deadline.get():
+    render = _render.get()
+    if render is not None and time.monotonic() > render.deadline:
         raise SecurityError(f"the render took longer than {settings.PROMPT_RENDER_TIMEOUT_SECONDS:g}s")
 
 
@@ -100,14 +127,32 @@ def _estimate(value, limit: int) -> int:
         elif isinstance(item, (list, tuple, set, frozenset)):
             total += 2 * len(item)
             stack.extend(item)
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 5  # at least its digits and sign, or True / False
         else:
-            total += 24  # a number, None, an object's short repr
+            total += 24  # a float, None, an object's short repr
     return total
 
 
 def _check_printable(value, what: str):
     _check_size(_estimate(value, settings.PROMPT_RENDER_MAX_CHARS), what)
     return value
+
+
+def _collected(value, what: str):
+    """`value` for a filter that reads all of it, refused when it would print longer than the
+    limit. A lazy value (a map, a select, a dict view) is collected item by item and refused as
+    soon as it grows past the limit; the filter then gets an iterator over what was collected."""
+    if isinstance(value, (str, bytes, list, tuple, dict, set, frozenset, range)) or not hasattr(value, "__iter__"):
+        return _check_printable(value, what)
+    limit = settings.PROMPT_RENDER_MAX_CHARS
+    items, size = [], 0
+    for item in value:
+        size += 2 + _estimate(item, limit)
+        _check_size(size, what)
+        _check_time()
+        items.append(item)
+    return iter(items)
 
 
 def _guarded_range(*args):
@@ -137,27 +182,62 @@ def _count(value, name: str) -> None:
         _check_count(value, f"the {name} count")
 
 
-def _format_specs(text) -> None:
-    """Refuse *-widths and widths over the limit in printf-style formats (str or bytes)."""
+def _check_format(text, arguments) -> None:
+    """Refuse *-widths and widths over the limit in a printf-style format (str or bytes), and a
+    result longer than the limit: the format, what its widths pad to, and its arguments printed."""
     text = text.decode("latin-1") if isinstance(text, bytes) else str(text)
+    padding = 0
     for star_or_width, precision in _WIDTH_IN_FORMAT.findall(text):
         for number in (star_or_width, precision):
             if number == "*":
                 raise SecurityError("* widths are not allowed in formats")
             if number and int(number) > MAX_WIDTH:
                 raise SecurityError(f"format widths are limited to {MAX_WIDTH}")
+            padding += int(number or 0)
+    _check_size(len(text) + padding + _estimate(arguments, settings.PROMPT_RENDER_MAX_CHARS), "the formatted text")
 
 
 def _format(value, *args, **kwargs):
-    _format_specs(value)
+    _check_format(value, [args, kwargs])
     return do_format(value, *args, **kwargs)
 
 
 @pass_eval_context
 def _join(eval_ctx, value, d="", attribute=None):
-    items = list(value)
-    _check_size(len(str(d)) * len(items) + sum(len(str(item)) for item in items), "the joined text")
+    items = list(value)  # already measured: join reads its whole value
+    _check_size(len(str(d)) * len(items) + _estimate(items, settings.PROMPT_RENDER_MAX_CHARS), "the joined text")
     return sync_do_join(eval_ctx, items, d, attribute)
+
+
+def _indent(s, width=4, first=False, blank=False):
+    """Jinja's indent, with the indented text's size checked first: each line gains the indent."""
+    _width(width, "indent")
+    text = str(s)
+    indention = width if isinstance(width, str) else " " * width
+    _check_size(len(text) + (len(text.splitlines()) + 1) * len(indention), "the indented text")
+    return do_indent(s, width, first, blank)
+
+
+@pass_environment
+def _wordwrap(environment, s, width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True):
+    """Jinja's wordwrap, bounded. textwrap breaks a long word by copying what is left of it for
+    every line, so a word may be at most MAX_WIDTH times the width; and the wrapped text, the
+    wrap string between every two lines included, is measured before it is joined."""
+    _width(width, "wordwrap")
+    text = str(s)
+    longest = max(map(len, text.split()), default=0)
+    if break_long_words and isinstance(width, int) and longest > MAX_WIDTH * max(width, 1):
+        raise SecurityError(f"the wordwrap width {width} is too narrow for a {longest}-character word "
+                            f"(a word may be at most {MAX_WIDTH} times the width)")  # fmt: skip
+    wrapstring = environment.newline_sequence if wrapstring is None else str(wrapstring)
+    paragraphs = []  # as Jinja wraps: each line of the text on its own
+    for line in text.splitlines():
+        _check_time()
+        paragraphs.append(textwrap.wrap(line, width=width, expand_tabs=False, replace_whitespace=False,
+                                        break_long_words=break_long_words, break_on_hyphens=break_on_hyphens))  # fmt: skip
+    joins = sum(max(len(lines) - 1, 0) for lines in paragraphs) + max(len(paragraphs) - 1, 0)
+    _check_size(sum(len(line) for lines in paragraphs for line in lines) + joins * len(wrapstring), "the wrapped text")
+    return wrapstring.join(wrapstring.join(lines) for lines in paragraphs)
 
 
 @pass_eval_context
@@ -171,13 +251,41 @@ STRING_WIDTH_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
 REFUSED_METHODS = {"translate", "maketrans", "format", "format_map"}
 
 
+class _Output(list):
+    """What a macro, a call block, or a set or filter block prints, collected until it ends:
+    bounded as it grows, like the render's own output."""
+
+    size = 0
+
+    def append(self, text):
+        self.size += len(text)
+        _check_size(self.size, "the text of a block")
+        super().append(text)
+
+    def extend(self, texts):
+        for text in texts:
+            self.append(text)
+
+
+def _concat(texts) -> str:
+    """Environment.concat: joins what a block collected, or what a block reference (`self.name()`) prints."""
+    if not isinstance(texts, _Output):
+        collected, texts = texts, _Output()
+        texts.extend(collected)
+    return "".join(texts)
+
+
 class BoundedCodeGenerator(CodeGenerator):
-    """Compiles every block to check the render deadline first, and every `~` to check the
-    size of what it joins."""
+    """Compiles every block to check the render deadline first, every `~` to check the size
+    of what it joins, and every block that collects its output to collect it bounded."""
 
     def blockvisit(self, nodes, frame):
         self.writeline("environment.check_deadline()")
         super().blockvisit(nodes, frame)
+
+    def buffer(self, frame):
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = environment.output_buffer()")
 
     def visit_Concat(self, node, frame):
         self.write("environment.checked_concat((")
@@ -190,6 +298,8 @@ class BoundedCodeGenerator(CodeGenerator):
 class PromptEnvironment(ImmutableSandboxedEnvironment):
     code_generator_class = BoundedCodeGenerator
     intercepted_binops = frozenset({"*", "**", "%", "+"})
+    concat = staticmethod(_concat)
+    output_buffer = _Output
 
     @staticmethod
     def check_deadline() -> None:
@@ -197,6 +307,8 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
 
     @staticmethod
     def checked_concat(parts) -> str:
+        limit = settings.PROMPT_RENDER_MAX_CHARS
+        _check_size(sum(_estimate(part, limit) for part in parts), "the joined text")  # before str() builds them
         strings = [str(part) for part in parts]
         _check_size(sum(map(len, strings)), "the joined text")
         return "".join(strings)
@@ -204,6 +316,9 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
     def call_binop(self, context, operator, left, right):
         if operator == "+" and hasattr(left, "__len__") and hasattr(right, "__len__"):
             _check_size(len(left) + len(right), "the result of +")
+            if isinstance(left, (list, tuple)):
+                limit = settings.PROMPT_RENDER_MAX_CHARS
+                _check_size(_estimate(left, limit) + _estimate(right, limit), "the result of +")
         if operator == "*":
             for sized, times in ((left, right), (right, left)):
                 if hasattr(sized, "__len__") and isinstance(times, int):
@@ -216,7 +331,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
             if abs(right) > 100 or (isinstance(left, int) and left.bit_length() * abs(right) > 4096):
                 raise SecurityError("the result of ** would be too large")
         if operator == "%" and isinstance(left, (str, bytes)):
-            _format_specs(left)
+            _check_format(left, right)
         try:
             return super().call_binop(context, operator, left, right)
         except OverflowError:
@@ -235,8 +350,8 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
             if name in STRING_WIDTH_METHODS and args:
                 _width(args[0], name)
             if name == "join":
-                items = list(args[0]) if args else []
-                _check_size(len(owner) * len(items) + sum(len(str(item)) for item in items), "the joined text")
+                items = list(_collected(args[0], "the joined text")) if args else []
+                _check_size(len(owner) * len(items) + _estimate(items, settings.PROMPT_RENDER_MAX_CHARS), "the joined text")
                 args = (items, *args[1:])
             if name == "expandtabs":
                 _check_size(len(owner) + owner.count("\t" if isinstance(owner, str) else b"\t") * (args[0] if args else 8), "the expanded text")
@@ -286,23 +401,39 @@ def _on_include_stack(render, identity: tuple[int, int]):
     return root
 
 
-def _sum(environment, iterable, attribute=None, start=0):
-    items = list(iterable)
-    if hasattr(start, "__len__"):  # summing lists or strings concatenates them
-        _check_size(len(start) + sum(len(item) for item in items if hasattr(item, "__len__")), "the sum")
-    return sync_do_sum(environment, items, attribute, start)
+# Every builtin filter of Jinja (jinja2.filters.FILTERS), by what bounds it. Only these are
+# available, so a Jinja upgrade adds no filter unreviewed. Every filter's text result is
+# checked too, so a chain of filters that each grow their text by a factor (escape,
+# urlencode, upper) stops at the limit. The tests (jinja2.tests.TESTS) all take constant
+# time, or time linear in a value already bounded (`in`, `==`), and build nothing.
+TEXT_FILTERS = frozenset({
+    "capitalize", "center", "e", "escape", "forceescape", "format", "indent", "lower", "pprint", "replace", "string",
+    "striptags", "title", "tojson", "trim", "truncate", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
+})  # turn their value into text (linear in it, or padded to a bounded width): its printed size is checked first
+WHOLE_FILTERS = frozenset({
+    "batch", "dictsort", "groupby", "join", "list", "max", "min", "reverse", "slice", "sort", "sum", "unique",
+})  # read their whole value (sort and groupby in n log n): measured first, a lazy value collected up to the limit
+PLAIN_FILTERS = frozenset({
+    "abs", "attr", "count", "d", "default", "filesizeformat", "first", "float", "int", "items", "last", "length", "map",
+    "random", "reject", "rejectattr", "round", "safe", "select", "selectattr",
+})  # a number, one item, a length, or lazy (map, select: each item goes through a bounded filter or test)
 
 
-def _printing(filter_function, name: str):
-    """Wrap a filter that turns its value into text, so the text's size is checked first."""
+def _bounded(filter_function, name: str):
+    """Wrap a builtin filter: its value measured first (TEXT_FILTERS, WHOLE_FILTERS), its text result checked."""
+    measure = _check_printable if name in TEXT_FILTERS else _collected if name in WHOLE_FILTERS else None
+    at = 1 if getattr(filter_function, "jinja_pass_arg", None) else 0  # the value follows the environment or context
 
-    @functools.wraps(filter_function)
-    def printing(*args, **kwargs):
-        value = args[1] if getattr(filter_function, "jinja_pass_arg", None) else args[0]
-        _check_printable(value, f"the {name} text")
-        return filter_function(*args, **kwargs)
+    @functools.wraps(filter_function)  # keeps Jinja's pass_environment / pass_eval_context marks
+    def bounded(*args, **kwargs):
+        if measure and len(args) > at:
+            args = (*args[:at], measure(args[at], f"the {name} filter's input"), *args[at + 1 :])
+        result = filter_function(*args, **kwargs)
+        if isinstance(result, str):
+            _check_size(len(result), f"the text of the {name} filter")
+        return result
 
-    return printing
+    return bounded
 
 
 def _environment() -> PromptEnvironment:
@@ -313,18 +444,15 @@ def _environment() -> PromptEnvironment:
     env.globals = {"range": _guarded_range}
     env.filters.update(
         center=_capped(do_center, 1, "width"),
-        indent=_capped(do_indent, 1, "width"),
-        wordwrap=_capped(do_wordwrap, 2, "width"),
+        indent=_indent,
+        wordwrap=_wordwrap,
         batch=_capped(do_batch, 1, "linecount", _count),
         slice=_capped(sync_do_slice, 1, "slices", _count),
         join=_join,
         replace=_replace,
-        sum=pass_environment(_sum),
         format=_format,
-        string=_printing(env.filters["string"], "string"),
-        tojson=_printing(env.filters["tojson"], "tojson"),
-        pprint=_printing(env.filters["pprint"], "pprint"),
     )  # fmt: skip
+    env.filters = {name: _bounded(env.filters[name], name) for name in TEXT_FILTERS | WHOLE_FILTERS | PLAIN_FILTERS}
     return env
 
 
@@ -408,21 +536,76 @@ def _template(source: str, cache_key):
     return template
 
 
+_slots_lock = threading.Lock()
+_slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+
+def _render_slots() -> threading.BoundedSemaphore:
+    """This process's render slots, PROMPT_RENDER_CONCURRENCY of them: renders beyond them wait,
+    so a web process always has threads left for other requests (/healthz)."""
+    global _slots
+    count = getattr(settings, "PROMPT_RENDER_CONCURRENCY", 2)
+    with _slots_lock:
+        if _slots is None or _slots[0] != count:  # made anew when the setting changes (tests)
+            _slots = (count, threading.BoundedSemaphore(count))
+        return _slots[1]
+
+
+def _check_variables(variables: dict) -> None:
+    """Refuse, naming them, variables that would print longer than the limit: every step of a
+    render then works on bounded input, so bounding what each step builds bounds its time."""
+    limit = settings.PROMPT_RENDER_MAX_CHARS
+    too_large = sorted(str(name) for name, value in variables.items() if _estimate(value, limit) > limit)
+    if too_large:
+        raise RenderError(
+            f"Variables too large: {', '.join(too_large)} (each may be at most {limit} characters).",
+            details={"too_large": too_large},
+        )
+
+
+@contextlib.contextmanager
+def _one_render(variables: dict):
+    """The bounds of one render, shared by every message of a chat prompt: its variables'
+    sizes, a render slot of this process, one deadline and one output size."""
+    if _render.get() is not None:  # a message of the chat prompt being rendered
+        yield
+        return
+    _check_variables(variables)
+    slots = _render_slots()
+    if not slots.acquire(timeout=RENDER_SLOT_WAIT_SECONDS):
+        timeout = settings.PROMPT_RENDER_TIMEOUT_SECONDS
+        raise RenderBusy(
+            f"Rendering is busy: every render slot of this server stayed taken for {RENDER_SLOT_WAIT_SECONDS:g}s. "
+            f"Try again in {timeout:g}s.",
+            details={"retry_after": timeout},
+        )
+    token = _render.set(_Render(deadline=time.monotonic() + settings.PROMPT_RENDER_TIMEOUT_SECONDS))
+    try:
+        yield
+    finally:
+        _render.reset(token)
+        slots.release()
+
+
 def render_template(source: str, variables: dict, *, project_id: int, cache_key=None, name: str | None = None) -> str:
     """Render one template with the limits in force; every failure is a RenderError.
     `name` is the prompt's name when `cache_key` says which version this is."""
+    with _one_render(variables):
+        return _render_template(source, variables, project_id=project_id, cache_key=cache_key, name=name)
+
+
+def _render_template(source: str, variables: dict, *, project_id: int, cache_key, name: str | None) -> str:
     project_token = _project_id.set(project_id)
-    deadline_token = _deadline.set(time.monotonic() + settings.PROMPT_RENDER_TIMEOUT_SECONDS)
     includes = _Includes()
     if cache_key is not None and name is not None:
         includes.names[cache_key[:2]] = name
     includes_token = _includes.set(includes)
-    limit = settings.PROMPT_RENDER_MAX_CHARS
+    render, limit = _render.get(), settings.PROMPT_RENDER_MAX_CHARS
     try:
-        chunks, size = [], 0
+        chunks = []
         for chunk in _template(source, cache_key).generate(variables):
-            size += len(chunk)
-            if size > limit:
+            render.printed += len(chunk)
+            if render.printed > limit:
                 raise SecurityError(f"the rendered text is longer than {limit} characters")
             _check_time()
             chunks.append(chunk)
@@ -435,11 +618,11 @@ def render_template(source: str, variables: dict, *, project_id: int, cache_key=
         raise RenderError(f"Refused: {str(exc).rstrip('.')}.") from None
     except RecursionError:
         raise RenderError(f"Includes or macros nest too deeply (the limit is {MAX_INCLUDE_DEPTH} includes).") from None
-    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+    # AssertionError: some filters assert on their arguments (truncate's length and end).
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError, AssertionError) as exc:
         raise RenderError(f"The template failed: {type(exc).__name__}: {exc}") from None
     finally:
         _includes.reset(includes_token)
-        _deadline.reset(deadline_token)
         _project_id.reset(project_token)
 
 
@@ -447,11 +630,16 @@ def render_version(record, variables: dict | None) -> Rendered:
     """Render a prompt version (a historical record, or an unsaved prompt for a preview).
 
     Declared defaults fill in; every missing variable is named at once; unknown variables
-    are refused in strict mode and reported as warnings otherwise.
+    are refused in strict mode and reported as warnings otherwise. Every message of a chat
+    prompt renders within the same limits: one render slot, deadline and output size.
     """
+    with _one_render(variables or {}):
+        return _render_version(record, dict(variables or {}))
+
+
+def _render_version(record, values: dict) -> Rendered:
     from prompts.validation import variable_type_errors
 
-    values = dict(variables or {})
     declared = {spec["name"]: spec for spec in record.variables or []}
     for name, spec in declared.items():
         if name not in values and spec.get("default") is not None:

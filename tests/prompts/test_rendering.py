@@ -180,3 +180,9 @@ def test_a_wide_fan_out_of_includes_is_bounded(owner, monkeypatch):
 
     with pytest.raises(RenderError, match="more than 5 includes in one render"):
         render_version(a, {})
+
+
+def test_a_filter_that_asserts_on_its_arguments_fails_as_a_render_error():
+    # Jinja's truncate asserts that the length leaves room for its "...": an AssertionError, not a 500.
+    with pytest.raises(RenderError, match="The template failed: AssertionError: expected length >= 3, got 2"):
+        rendering.render_template("{{ 'abcdef'|truncate(2) }}", {}, project_id=0)
