@@ -21,6 +21,7 @@ from rapidfuzz.distance import Levenshtein
 
 from evaluations.kinds.base import Result, RunContext, ScoreError, check_keys, check_template, expected_value, is_template, number
 from promptlab.errors import Invalid
+from promptlab.patterns import PatternTimeout, UserPattern, compile_user_pattern
 
 SHOWN_CHARS = 200
 
@@ -268,12 +269,10 @@ def python_pattern(pattern: str, *, multiline: bool) -> str:
     return "".join(out)
 
 
-def compile_regex(pattern: str, flags: str = "") -> re.Pattern:
-    """Compile, or raise ValueError with re's message and the position it points at."""
-    try:
-        return re.compile(python_pattern(pattern, multiline="m" in flags), sum(REGEX_FLAGS[flag] for flag in set(flags)))
-    except re.error as exc:
-        raise ValueError(f"Invalid regular expression {pattern!r}: {exc.msg}" + (f" at position {exc.pos}" if exc.pos is not None else "")) from None  # fmt: skip
+def compile_regex(pattern: str, flags: str = "") -> UserPattern:
+    """Compile a JavaScript-style pattern, or raise Invalid with re's message and the position it points at."""
+    flag_bits = sum(REGEX_FLAGS[flag] for flag in set(flags))
+    return compile_user_pattern(python_pattern(pattern, multiline="m" in flags), flag_bits, shown=_clip(pattern))
 
 
 def _regex_config(config: dict, kind: str) -> dict:
@@ -286,20 +285,19 @@ def _regex_config(config: dict, kind: str) -> dict:
             raise Invalid(f'regex: "value" must be a non-empty pattern, not {pattern!r}.')
         check_template(pattern, kind=kind)
         if not is_template(pattern):
-            try:
-                compile_regex(pattern, flags)
-            except ValueError as exc:
-                raise Invalid(str(exc)) from None
+            compile_regex(pattern, flags)
     return config
 
 
 def _regex(run: RunContext, config: dict) -> Result:
     pattern = _text(expected_value(config, run), "regex")
     try:
-        compiled = compile_regex(pattern, config.get("flags", ""))
-    except ValueError as exc:
-        raise ScoreError(str(exc), kind="bad_value") from None
-    return _verdict(bool(compiled.search(run.output)), f"The output matches /{_clip(pattern)}/.",
+        matched = compile_regex(pattern, config.get("flags", "")).search(run.output)
+    except Invalid as exc:  # a templated pattern, or the item's expected output, that is no regex
+        raise ScoreError(exc.message, kind="bad_value") from None
+    except PatternTimeout as exc:
+        raise ScoreError(exc.message, kind=exc.code) from None
+    return _verdict(bool(matched), f"The output matches /{_clip(pattern)}/.",
                     f"Expected the output to match /{_clip(pattern)}/.")  # fmt: skip
 
 
