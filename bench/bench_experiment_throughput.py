@@ -45,7 +45,7 @@ time.sleep(3600)
 def run() -> list[Comparison]:
     from django.db import connection
 
-    os.environ["PROMPTLAB_BENCH_OPENAI_KEY"] = "sk-bench"
+    os.environ["PROMPTLAB_KEY_BENCH_OPENAI"] = "sk-bench"
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(LATENCY)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict), "LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "0"}
@@ -97,7 +97,7 @@ def _experiment(base_url: str):
     project = account_services.project_create(slug="bench-throughput", owner=owner)
     endpoint = ModelEndpoint.objects.create(
         name="bench-throughput", display_name="bench", model="openai/gpt-4o-mini", api_base=base_url,
-        api_key_env="PROMPTLAB_BENCH_OPENAI_KEY", max_retries=0,
+        api_key_env="PROMPTLAB_KEY_BENCH_OPENAI", max_retries=0,
     )  # fmt: skip
     prompt = prompts.prompt_create(project=project, actor=owner, name="answer", message="bench", template="Q: {{ q }}", endpoint=endpoint)
     dataset = Dataset.objects.create(project=project, name="bench")

@@ -49,7 +49,7 @@ time.sleep(3600)
 def run() -> list[Comparison]:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    os.environ["PROMPTLAB_BENCH_OPENAI_KEY"] = "sk-bench"
+    os.environ["PROMPTLAB_KEY_BENCH_OPENAI"] = "sk-bench"
     try:
         if server.stdout.readline().strip() != "ready":
             raise RuntimeError("the fake OpenAI server did not start")
@@ -62,7 +62,7 @@ def run() -> list[Comparison]:
 def _per_call(base_url: str) -> list[Comparison]:
     endpoint = ModelEndpoint.objects.create(
         name="bench", display_name="bench", model="openai/gpt-4o-mini", api_base=base_url,
-        api_key_env="PROMPTLAB_BENCH_OPENAI_KEY", max_retries=0,
+        api_key_env="PROMPTLAB_KEY_BENCH_OPENAI", max_retries=0,
     )  # fmt: skip
     litellm = gateway._litellm()
     client = httpx.Client()

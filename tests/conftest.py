@@ -42,8 +42,8 @@ def endpoint(db, llm_server, monkeypatch):
     """A model endpoint that LiteLLM reaches over HTTP at the fake server."""
     from tests.factories import ModelEndpointFactory
 
-    monkeypatch.setenv("PROMPTLAB_TEST_OPENAI_KEY", "sk-test-123")
-    return ModelEndpointFactory(api_base=llm_server.base_url, api_key_env="PROMPTLAB_TEST_OPENAI_KEY")
+    monkeypatch.setenv("PROMPTLAB_KEY_TEST_OPENAI", "sk-test-123")
+    return ModelEndpointFactory(api_base=llm_server.base_url, api_key_env="PROMPTLAB_KEY_TEST_OPENAI")
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ takes one, in order; with the queue empty the deterministic default answer is se
   a malformed body sent as is.
 - ``Scripted.content(text, finish_reason="stop")``: a normal chat completion whose message content is
   exactly ``text`` (usage counted as for the default answer).
+- ``Scripted.redirect(location, status=307, body=b"")``: that redirect to ``location`` (e.g. another
+  server's URL), with ``body`` as a JSON answer.
 
 Default answers:
 
@@ -54,7 +56,7 @@ from typing import Any
 
 CREATED = 1_700_000_000
 _REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    200: "OK", 307: "Temporary Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity",
     429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
     504: "Gateway Timeout",
@@ -97,6 +99,10 @@ class Scripted:
     @classmethod
     def content(cls, text: str, finish_reason: str = "stop") -> "Scripted":
         return cls("content", text=text, finish_reason=finish_reason)
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 307, body: bytes = b"") -> "Scripted":
+        return cls("garbage", status=status, body=body, headers={"Location": location})
 
 
 def error_body(message: str, type: str = "invalid_request_error", code: str | None = None) -> dict:
@@ -294,7 +300,7 @@ class FakeOpenAI:
                 payload = error_body(scripted.message, scripted.type, scripted.code)
                 return scripted.status, json.dumps(payload).encode(), "application/json", scripted.headers
             if scripted.kind == "garbage":
-                return scripted.status, scripted.body, scripted.content_type, {}
+                return scripted.status, scripted.body, scripted.content_type, scripted.headers
             if scripted.kind == "delay":
                 time.sleep(scripted.seconds)
         if path not in ("/v1/chat/completions", "/v1/embeddings"):

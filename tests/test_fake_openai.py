@@ -195,6 +195,14 @@ def test_garbage(client, fake):
     assert (second.status_code, second.content) == (502, b"<html>502 Bad Gateway</html>")
 
 
+def test_a_scripted_redirect(client, fake):
+    fake.script(Scripted.redirect("http://127.0.0.1:9/v1/chat/completions", body=b'{"secret": 1}'))
+
+    answer = chat(client, fake)  # httpx follows no redirect unless asked
+
+    assert (answer.status_code, answer.headers["location"], answer.content) == (307, "http://127.0.0.1:9/v1/chat/completions", b'{"secret": 1}')
+
+
 def test_delay_and_latency(client, fake):
     fake.script(Scripted.delay(0.3))
     started = time.monotonic()

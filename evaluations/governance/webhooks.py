@@ -18,25 +18,26 @@ the one owner of what happens next. A 2xx is success; a timeout, a connection er
 425, 429 or a 5xx may clear up, so another attempt follows after WEBHOOK_BACKOFF_SECONDS,
 doubling, at most WEBHOOK_BACKOFF_MAX_SECONDS, up to WEBHOOK_MAX_ATTEMPTS attempts; any
 other answer (a redirect included: they are not followed) fails the delivery at once. Every
-attempt is logged with its status code, the start of the response, the error and duration.
+attempt is logged with its status code, the first 200 characters of the response, the error
+and duration.
 
-Only hosts in PROMPTLAB_WEBHOOK_HOSTS are ever called, checked when a webhook is saved and
-again before each attempt, so no internal address is reachable unless an operator lists it.
+Only hosts in PROMPTLAB_WEBHOOK_HOSTS on ports in PROMPTLAB_WEBHOOK_PORTS are ever called,
+checked when a webhook is saved and again before each attempt, at public addresses unless the
+host or address is listed exactly (promptlab.llm.outbound), so no internal address is reachable
+unless an operator lists it.
 """
 
 import hashlib
 import hmac
-import http.client
 import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import httpx
 import structlog
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -46,20 +47,22 @@ from django.urls import reverse
 from django.utils import timezone
 
 from evaluations.governance.models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
+from promptlab import dispatch
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Project
 from promptlab.errors import Invalid, validated
-from promptlab.llm import catalog
+from promptlab.llm import outbound
 from prompts.models import LabelMove, Prompt
 
 logger = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Promptlab-Signature"
-EXCERPT_CHARS = 1000
+EXCERPT_CHARS = 200  # of a receiver's answer, kept in the delivery log
 MAX_TIMEOUT_SECONDS = 30.0  # the task's soft time limit (60 s) must cover one attempt
 LEASE_MARGIN_SECONDS = 15  # beyond the timeout: how long an attempt in flight holds its delivery
 RETRYABLE_STATUSES = {408, 425, 429}
 WEBHOOK_FIELDS = {"name", "url", "events", "enabled"}
+HOSTS = "PROMPTLAB_WEBHOOK_HOSTS"
 
 
 # --- Rules -----------------------------------------------------------------------------------
@@ -67,11 +70,15 @@ WEBHOOK_FIELDS = {"name", "url", "events", "enabled"}
 
 def webhook_url_error(url: str) -> str | None:
     """Why `url` may not be called, or None when it may (the SSRF guard)."""
-    if error := catalog.outbound_url_error(url, setting="PROMPTLAB_WEBHOOK_HOSTS"):
+    if error := outbound.url_error(url, setting=HOSTS):
         return error
     parts = urlsplit(url)
     if parts.username or parts.password:
         return "Put no credentials in the URL: receivers check the signature instead."
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    allowed = [str(allowed) for allowed in settings.PROMPTLAB_WEBHOOK_PORTS]
+    if "*" not in allowed and str(port) not in allowed:
+        return f"The port {port} is not in PROMPTLAB_WEBHOOK_PORTS (allowed: {', '.join(allowed) or 'none'}). An operator must add it to that setting."  # fmt: skip
     return None
 
 
@@ -205,14 +212,11 @@ def _enqueue_on_commit(delivery_id) -> None:
 
 
 def _enqueue(delivery_id, attempt: int) -> None:
-    """Hand the attempt to a worker. With the broker down the delivery stays pending and is
-    logged: an admin can send it again from the delivery log."""
+    """Hand the attempt to a worker. With the broker down the delivery stays pending, and the
+    sweeper sends it again (evaluations.governance.tasks.deliveries_recover)."""
     from evaluations.governance.tasks import webhook_deliver
 
-    try:
-        webhook_deliver.delay(str(delivery_id), attempt)
-    except Exception:
-        logger.exception("governance.webhook_enqueue_failed", delivery_id=str(delivery_id))
+    dispatch.send(webhook_deliver, str(delivery_id), attempt)
 
 
 def absolute_url(path: str) -> str:
@@ -327,16 +331,6 @@ def _timeout() -> float:
     return min(settings.WEBHOOK_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect could point anywhere, past the host allowlist: it is an answer, not followed."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def _send(delivery: WebhookDelivery) -> _Answer:
     """POST the delivery's payload, signed now. Never raises: every outcome is an answer."""
     webhook = delivery.webhook
@@ -346,29 +340,35 @@ def _send(delivery: WebhookDelivery) -> _Answer:
         return _Answer(error=f"Nothing was sent: {error}", refused=True)
     body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
     timestamp = int(time.time())
-    request = urllib.request.Request(webhook.url, data=body, method="POST", headers={
+    headers = {
         "Content-Type": "application/json", "User-Agent": "promptlab-webhooks/1", "X-Promptlab-Event": delivery.event,
         "X-Promptlab-Delivery": str(delivery.pk), SIGNATURE_HEADER: f"t={timestamp},v1={signature(webhook.secret, timestamp, body)}",
-    })  # fmt: skip
+    }  # fmt: skip
     start = time.monotonic()
+    # A redirect could point anywhere, past the allowlist: it is an answer (a failure), not followed.
     try:
-        with _opener.open(request, timeout=_timeout()) as response:
-            return _Answer(response.status, _excerpt(response), duration_ms=_since(start))
-    except urllib.error.HTTPError as exc:  # an answer other than 2xx (redirects included)
-        try:
-            return _Answer(exc.code, _excerpt(exc), error=f"HTTP {exc.code}", duration_ms=_since(start))
-        finally:
-            exc.close()
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # timeout, refused, reset, garbled
-        reason = getattr(exc, "reason", exc)
-        return _Answer(error=f"{type(reason).__name__}: {reason}", duration_ms=_since(start))
+        with outbound.http_client(setting=HOSTS, timeout=_timeout(), refuse_redirects=False) as client:
+            with client.stream("POST", webhook.url, content=body, headers=headers) as response:
+                status, excerpt = response.status_code, _excerpt(response)
+    except outbound.OutboundRefused as exc:  # the name resolved to an address that may not be called
+        return _Answer(error=f"Nothing was sent: {exc.message}", duration_ms=_since(start), refused=True)
+    except httpx.HTTPError as exc:  # timeout, refused, reset, garbled
+        return _Answer(error=f"{type(exc).__name__}: {exc}", duration_ms=_since(start))
+    error = "" if 200 <= status < 300 else f"HTTP {status}"
+    return _Answer(status, excerpt, error=error, duration_ms=_since(start))
 
 
-def _excerpt(response) -> str:
+def _excerpt(response: httpx.Response) -> str:
+    """The start of the answer: at most EXCERPT_CHARS characters, reading no more than it takes."""
+    read = b""
     try:
-        return response.read(EXCERPT_CHARS * 4).decode("utf-8", errors="replace")[:EXCERPT_CHARS]
-    except (OSError, http.client.HTTPException):
-        return ""
+        for chunk in response.iter_bytes():
+            read += chunk
+            if len(read) >= EXCERPT_CHARS * 4:
+                break
+    except httpx.HTTPError:
+        pass
+    return read.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
 
 
 def _since(start: float) -> float:

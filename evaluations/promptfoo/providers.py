@@ -17,6 +17,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from promptlab.errors import Invalid
+from promptlab.llm.catalog import key_env_for
 from promptlab.llm.params import validate_params
 
 CHAT, EMBEDDING = "chat", "embedding"
@@ -224,11 +225,12 @@ def _base(family: Family, config: dict, where: str, provider_id: str) -> str:
 
 
 def _key_variable(config: dict, where: str, default: str) -> str:
-    """The key's variable: apiKey's {{ env.NAME }}, else apiKeyEnvar, else promptfoo's default."""
+    """The key's variable: apiKey's {{ env.NAME }}, else apiKeyEnvar, else promptfoo's default;
+    renamed to the catalog's prefix rule (OPENAI_API_KEY is read from PROMPTLAB_KEY_OPENAI_API_KEY)."""
     key_env = _env_reference(config.get("apiKey")) or config.get("apiKeyEnvar", default)
     if not isinstance(key_env, str) or (key_env and not _ENV_NAME.match(key_env)):
         raise Invalid(f"{where}.apiKeyEnvar: {key_env!r} is not the name of an environment variable (capitals, digits and _).", details={"key": f"{where}.apiKeyEnvar"})  # fmt: skip
-    return key_env
+    return key_env_for(key_env)
 
 
 def _env_reference(value) -> str | None:
@@ -348,5 +350,5 @@ def default_embedding(chat: ProviderSpec) -> ProviderSpec:
     return ProviderSpec(
         id=f"openai:embedding:{DEFAULT_EMBEDDING_MODEL}", use=EMBEDDING, model=f"openai/{DEFAULT_EMBEDDING_MODEL}",
         where=f"{chat.where} (default embedding model)", api_base=chat.api_base if openai_like else "",
-        api_key_env=chat.api_key_env if openai_like else DEFAULT_KEY_ENV,
+        api_key_env=chat.api_key_env if openai_like else key_env_for(DEFAULT_KEY_ENV),
     )  # fmt: skip

@@ -8,44 +8,81 @@ import functools
 import importlib.util
 import json
 import os
+import re
 from decimal import Decimal
-from fnmatch import fnmatch
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from promptlab.errors import Invalid
-from promptlab.llm.models import ModelEndpoint
+from promptlab.llm import outbound
+from promptlab.llm.models import DEMO_PROVIDER, KEY_ENV_NAME, ModelEndpoint
+
+# Where LiteLLM sends a provider's calls when api_base is empty: that host must be allowed like
+# any api_base. A provider missing here (azure, bedrock, vertex_ai: hosts per resource or region)
+# needs an api_base in production.
+PROVIDER_BASES = {
+    "openai": "https://api.openai.com", "text-completion-openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com", "anthropic_text": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com", "mistral": "https://api.mistral.ai",
+    "groq": "https://api.groq.com", "deepseek": "https://api.deepseek.com", "together_ai": "https://api.together.ai",
+    "fireworks_ai": "https://api.fireworks.ai", "openrouter": "https://openrouter.ai", "cohere": "https://api.cohere.ai",
+    "cohere_chat": "https://api.cohere.ai", "xai": "https://api.x.ai", "perplexity": "https://api.perplexity.ai",
+    "cerebras": "https://api.cerebras.ai", "deepinfra": "https://api.deepinfra.com", "voyage": "https://api.voyageai.com",
+    "ollama": "http://localhost:11434", "ollama_chat": "http://localhost:11434",
+}  # fmt: skip
 
 
 def api_base_error(url: str) -> str | None:
     """Why `url` may not be used as an api_base, or None when it may (the SSRF guard)."""
-    return outbound_url_error(url, setting="PROMPTLAB_API_BASE_HOSTS")
+    return outbound.url_error(url, setting=outbound.MODEL_HOSTS)
 
 
-def outbound_url_error(url: str, *, setting: str) -> str | None:
-    """Why promptlab may not call `url`, or None when its host matches a pattern of the
-    named allowlist setting: nothing outside an operator's list is ever called."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        return f"{url!r} is not an http(s) URL."
-    allowed = getattr(settings, setting)
-    if not any(fnmatch(parts.hostname.lower(), pattern.lower()) for pattern in allowed):
-        listed = ", ".join(allowed) or "none"
-        return f"The host {parts.hostname!r} is not in {setting} (allowed: {listed}). An operator must add it to that setting."
+def endpoint_base_error(model: str, api_base: str) -> str | None:
+    """Why an endpoint of `model` at `api_base` may not be called, or None: an empty api_base
+    means the provider's public host, which must be allowed too. The demo model calls nothing."""
+    if api_base:
+        return api_base_error(api_base)
+    provider = model.split("/", 1)[0]
+    if provider == DEMO_PROVIDER:
+        return None
+    default = PROVIDER_BASES.get(provider)
+    if default is None:
+        if not settings.PRODUCTION:
+            return None  # the host LiteLLM picks is still checked on every request
+        return (f"promptlab does not know which host LiteLLM calls for {provider!r} models without an api_base; "
+                f"set the api_base (its host must be in {outbound.MODEL_HOSTS}).")  # fmt: skip
+    if error := api_base_error(default):
+        return f"With an empty api_base, {provider} models are called at {default}. {error}"
     return None
+
+
+def key_env_error(name: str) -> str | None:
+    """Why `name` may not hold an endpoint's API key, or None: only variables named for it may,
+    so that no other secret of the processes (DATABASE_URL, SECRET_KEY...) is ever sent as a key."""
+    prefix = settings.PROMPTLAB_KEY_ENV_PREFIX
+    if name.startswith(prefix) or not re.match(KEY_ENV_NAME, name):  # not a name at all: the field's validator says so
+        return None
+    return (f"The API key variable {name} must start with {prefix} (PROMPTLAB_KEY_ENV_PREFIX), e.g. {prefix}{name}: "
+            "promptlab reads keys only from variables named for them.")  # fmt: skip
+
+
+def key_env_for(name: str) -> str:
+    """The variable promptlab reads a key from that another tool reads from `name`: renamed to
+    the prefix rule, so promptfoo's OPENAI_API_KEY is PROMPTLAB_KEY_OPENAI_API_KEY here."""
+    prefix = settings.PROMPTLAB_KEY_ENV_PREFIX
+    return name if not name or name.startswith(prefix) else prefix + name
 
 
 def endpoint_credentials(endpoint: ModelEndpoint) -> dict:
     """The api_base and api_key for a call, or a clear error when the endpoint may not be called."""
     if not endpoint.enabled:
         raise Invalid(f"The model endpoint {endpoint.name!r} is disabled.", details={"endpoint": endpoint.name})
-    credentials = {}
-    if endpoint.api_base:
-        if error := api_base_error(endpoint.api_base):
-            raise Invalid(error, details={"endpoint": endpoint.name, "api_base": endpoint.api_base})
-        credentials["api_base"] = endpoint.api_base
+    if error := endpoint_base_error(endpoint.model, endpoint.api_base):
+        raise Invalid(error, details={"endpoint": endpoint.name, "api_base": endpoint.api_base})
+    credentials = {"api_base": endpoint.api_base} if endpoint.api_base else {}
+    if error := key_env_error(endpoint.api_key_env):
+        raise Invalid(error, details={"endpoint": endpoint.name, "api_key_env": endpoint.api_key_env})
     if endpoint.api_key_env:
         key = os.environ.get(endpoint.api_key_env)
         if not key:

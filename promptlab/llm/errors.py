@@ -42,6 +42,9 @@ def classify(exc: Exception) -> GatewayError:
     import openai
 
     chain = _chain(exc)
+    # promptlab's own refusal raised inside the HTTP client (promptlab.llm.outbound), whatever LiteLLM made of it.
+    if refused := next((e for e in chain if isinstance(e, GatewayError)), None):
+        return refused
     status = getattr(exc, "status_code", None)
     # LiteLLM's own classes subclass the OpenAI client's too: only the client's own error
     # proves that a server really answered with that status.

@@ -26,7 +26,7 @@ import structlog
 from django.conf import settings
 
 from promptlab.errors import Invalid
-from promptlab.llm import catalog, limits, single_flight
+from promptlab.llm import catalog, limits, outbound, single_flight
 from promptlab.llm.errors import RAW_BODY_BYTES, GatewayError, PermanentError, classify
 from promptlab.llm.models import ModelEndpoint
 from promptlab.llm.params import validate_params
@@ -82,6 +82,7 @@ def _litellm():
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True
+    outbound.guard_litellm(litellm)  # only allowed hosts at public (or listed) addresses, no redirects
     # LiteLLM logs each call at INFO through handlers of its own; the gateway logs one
     # structured line per call instead, and LiteLLM's warnings go through ours.
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):

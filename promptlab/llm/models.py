@@ -9,6 +9,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 DEMO_PROVIDER = "promptlab-demo"
+KEY_ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"  # the name of an environment variable
 
 
 class ModelEndpoint(models.Model):
@@ -24,7 +25,9 @@ class ModelEndpoint(models.Model):
         max_length=200, help_text="LiteLLM model string, e.g. openai/gpt-4o-mini or anthropic/claude-3-5-haiku-latest."
     )
     api_base = models.URLField(
-        blank=True, help_text="Only for self-hosted or proxied models; the host must be in PROMPTLAB_API_BASE_HOSTS."
+        blank=True,
+        help_text="Only for self-hosted or proxied models; the host must be in PROMPTLAB_API_BASE_HOSTS. Empty: the "
+        "provider's public host, which must be in that setting too.",
     )
     api_key_env = models.CharField(
         "API key variable",
@@ -32,11 +35,12 @@ class ModelEndpoint(models.Model):
         blank=True,
         validators=[
             RegexValidator(
-                r"^[A-Z_][A-Z0-9_]*$",
-                "Enter the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself.",
+                KEY_ENV_NAME,
+                "Enter the NAME of an environment variable (e.g. PROMPTLAB_KEY_OPENAI), never the key itself.",
             )
         ],
-        help_text="Name of the environment variable holding the API key, e.g. OPENAI_API_KEY.",
+        help_text="Name of the environment variable holding the API key, e.g. PROMPTLAB_KEY_OPENAI; it must start "
+        "with PROMPTLAB_KEY_ENV_PREFIX (PROMPTLAB_KEY_ by default).",
     )
     input_cost_per_token = models.DecimalField(
         max_digits=16, decimal_places=12, null=True, blank=True, validators=[MinValueValidator(0)],
@@ -74,12 +78,14 @@ class ModelEndpoint(models.Model):
         return self.model.startswith(f"{DEMO_PROVIDER}/")
 
     def clean(self):
-        from promptlab.llm.catalog import api_base_error
+        from promptlab.llm.catalog import endpoint_base_error, key_env_error
 
-        if self.api_base and (error := api_base_error(self.api_base)):
-            raise ValidationError({"api_base": error})
         if "/" not in self.model:
             raise ValidationError({"model": "Give the provider too, e.g. openai/gpt-4o-mini."})
+        if error := endpoint_base_error(self.model, self.api_base):
+            raise ValidationError({"api_base": error})
+        if error := key_env_error(self.api_key_env):
+            raise ValidationError({"api_key_env": error})
         if (self.input_cost_per_token is None) != (self.output_cost_per_token is None):
             raise ValidationError("Set both prices per token, or neither to use LiteLLM's price list.")
 

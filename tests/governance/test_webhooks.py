@@ -34,10 +34,10 @@ def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
 
 class Receiver:
     """A webhook receiver: answers each POST with the next of `statuses` (then 200), after
-    `delay` seconds, and keeps every request."""
+    `delay` seconds, with `body` (else a short text), and keeps every request."""
 
     def __init__(self):
-        self.requests, self.statuses, self.delay, self.location = [], [], 0.0, None
+        self.requests, self.statuses, self.delay, self.location, self.body = [], [], 0.0, None, None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,7 +46,7 @@ class Receiver:
                 receiver.requests.append({"headers": dict(self.headers), "body": body, "path": self.path})
                 time.sleep(receiver.delay)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
-                answer = f"status {status} for request {len(receiver.requests)}".encode()
+                answer = receiver.body or f"status {status} for request {len(receiver.requests)}".encode()
                 try:
                     self.send_response(status)
                     if receiver.location:
@@ -229,6 +229,55 @@ def test_only_allowed_hosts_are_ever_called(shop, receiver, settings):
     outcome = webhooks.webhook_delivery_attempt(delivery_id=delivery.pk, attempt=1)
     assert outcome.status == "failed" and receiver.requests == []
     assert "not in PROMPTLAB_WEBHOOK_HOSTS" in delivery.attempt_log.get().error
+
+
+def test_only_allowed_ports_are_ever_called(shop, receiver, settings):
+    project, owner, _ = shop
+    settings.PROMPTLAB_WEBHOOK_PORTS = ["443"]
+    port = receiver.server.server_port
+    with pytest.raises(Invalid, match=rf"The port {port} is not in PROMPTLAB_WEBHOOK_PORTS \(allowed: 443\)"):
+        webhooks.webhook_create(project=project, actor=owner, name="x", url=receiver.url, events=["label.moved"])
+    settings.PROMPTLAB_WEBHOOK_HOSTS = ["*.example.com"]
+    webhooks.webhook_create(project=project, actor=owner, name="x", url="https://hooks.example.com/in", events=["label.moved"])  # 443
+    with pytest.raises(Invalid, match="The port 80 is not in PROMPTLAB_WEBHOOK_PORTS"):
+        webhooks.webhook_create(project=project, actor=owner, name="y", url="http://hooks.example.com/in", events=["label.moved"])
+
+    # A webhook saved before its port was taken off the list is not called either.
+    settings.PROMPTLAB_WEBHOOK_HOSTS = ["127.0.0.1"]
+    stale = WebhookFactory(project=project, url=receiver.url)
+    delivery = WebhookDelivery.objects.create(webhook=stale, event="label.moved", event_id="00000000-0000-0000-0000-000000000006", payload={})
+    assert webhooks.webhook_delivery_attempt(delivery_id=delivery.pk, attempt=1).status == "failed"
+    assert receiver.requests == [] and f"port {port} is not in" in delivery.attempt_log.get().error
+
+    settings.PROMPTLAB_WEBHOOK_PORTS = ["443", str(port)]
+    again = WebhookDelivery.objects.create(webhook=stale, event="label.moved", event_id="00000000-0000-0000-0000-000000000007", payload={})
+    assert webhooks.webhook_delivery_attempt(delivery_id=again.pk, attempt=1).status == "succeeded"
+
+
+def test_a_name_that_resolves_to_a_private_address_is_never_called(shop, receiver, settings):
+    project, owner, _ = shop
+    settings.PROMPTLAB_WEBHOOK_HOSTS = ["*"]
+    with pytest.raises(Invalid, match=r"127.0.0.1 is not a public address \(loopback\)"):
+        webhooks.webhook_create(project=project, actor=owner, name="x", url=receiver.url, events=["label.moved"])
+    by_name = receiver.url.replace("127.0.0.1", "localhost")
+    webhook, _ = webhooks.webhook_create(project=project, actor=owner, name="x", url=by_name, events=["label.moved"])  # names pass
+    delivery = WebhookDelivery.objects.create(webhook=webhook, event="label.moved", event_id="00000000-0000-0000-0000-000000000008", payload={})
+
+    outcome = webhooks.webhook_delivery_attempt(delivery_id=delivery.pk, attempt=1)
+
+    assert outcome.status == "failed" and receiver.requests == []  # refused for good: no retry
+    error = delivery.attempt_log.get().error
+    assert error.startswith("Nothing was sent: The host 'localhost' resolves to ") and "not a public address (loopback)" in error
+
+
+def test_the_delivery_log_keeps_200_characters_of_the_answer(shop, receiver):
+    webhook = WebhookFactory(project=shop[0], url=receiver.url)
+    delivery = WebhookDelivery.objects.create(webhook=webhook, event="label.moved", event_id="00000000-0000-0000-0000-000000000009", payload={})
+    receiver.body = ("é" + "x" * 299).encode() * 10  # 3,000 characters
+
+    webhooks.webhook_delivery_attempt(delivery_id=delivery.pk, attempt=1)
+
+    assert delivery.attempt_log.get().response_excerpt == "é" + "x" * 199
 
 
 def test_only_enabled_webhooks_subscribed_to_the_event_get_it(shop, receiver, eager, django_capture_on_commit_callbacks):

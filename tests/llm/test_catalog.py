@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from promptlab.llm import limits
+from promptlab.errors import Invalid
+from promptlab.llm import gateway, limits
 from promptlab.llm.models import ModelEndpoint
 from tests.conftest import ROOT
 from tests.factories import MembershipFactory, ModelEndpointFactory, UserFactory
@@ -18,13 +19,13 @@ CHANGELIST = "/admin/llm/modelendpoint/"
 def test_add_model_endpoint_creates_then_updates(capsys):
     call_command(
         "add_model_endpoint", "gpt-mini", "--model", "openai/gpt-4o-mini", "--display-name", "GPT-4o mini",
-        "--api-key-env", "OPENAI_API_KEY", "--rpm", "500", "--max-concurrency", "8", "--timeout", "30",
+        "--api-key-env", "PROMPTLAB_KEY_OPENAI", "--rpm", "500", "--max-concurrency", "8", "--timeout", "30",
         "--input-cost-per-token", "0.00000015", "--output-cost-per-token", "0.0000006",
     )  # fmt: skip
     call_command("add_model_endpoint", "gpt-mini", "--disabled", "--rpm", "100")
 
     endpoint = ModelEndpoint.objects.get(name="gpt-mini")
-    assert (endpoint.display_name, endpoint.model, endpoint.api_key_env) == ("GPT-4o mini", "openai/gpt-4o-mini", "OPENAI_API_KEY")
+    assert (endpoint.display_name, endpoint.model, endpoint.api_key_env) == ("GPT-4o mini", "openai/gpt-4o-mini", "PROMPTLAB_KEY_OPENAI")
     assert (endpoint.requests_per_minute, endpoint.max_concurrency, endpoint.timeout_seconds) == (100, 8, 30)
     assert endpoint.input_cost_per_token == Decimal("0.00000015") and not endpoint.enabled
     out = capsys.readouterr().out
@@ -34,7 +35,7 @@ def test_add_model_endpoint_creates_then_updates(capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "openai/x", "--api-base", "https://169.254.169.254/v1"], "not in PROMPTLAB_API_BASE_HOSTS"),
+        (["--model", "openai/x", "--api-base", "https://169.254.169.254/v1"], r"169.254.169.254 is not a public address \(link-local\)"),
         (["--model", "openai/x", "--api-key-env", "sk-live-abc"], "the NAME of an environment variable"),
         (["--model", "gpt-4o"], "Give the provider too"),
         (["--model", "openai/x", "--input-cost-per-token", "0.1"], "Set both prices per token"),
@@ -56,6 +57,21 @@ def test_api_base_allowlist_accepts_listed_hosts_and_patterns(settings):
     assert set(ModelEndpoint.objects.values_list("name", flat=True)) == {"azure", "proxy"}
 
 
+def test_the_key_variable_must_carry_the_prefix_when_saved_and_when_called(settings, llm_server, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL_COPY", "postgres://secret")
+    with pytest.raises(CommandError, match=r"DATABASE_URL_COPY must start with PROMPTLAB_KEY_ \(PROMPTLAB_KEY_ENV_PREFIX\)"):
+        call_command("add_model_endpoint", "leaky", "--model", "openai/x", "--api-key-env", "DATABASE_URL_COPY")
+    # A row saved before the rule (or behind the service's back) is refused at call time: nothing is sent.
+    endpoint = ModelEndpointFactory(api_base=llm_server.base_url, api_key_env="DATABASE_URL_COPY")
+    with pytest.raises(Invalid, match="DATABASE_URL_COPY must start with PROMPTLAB_KEY_"):
+        gateway.complete(endpoint=endpoint, messages=[{"role": "user", "content": "hi"}])
+    assert llm_server.requests == [] and not ModelEndpoint.objects.filter(name="leaky").exists()
+
+    settings.PROMPTLAB_KEY_ENV_PREFIX = "ACME_LLM_"
+    call_command("add_model_endpoint", "acme", "--model", "openai/x", "--api-key-env", "ACME_LLM_OPENAI")
+    assert ModelEndpoint.objects.get(name="acme").api_key_env == "ACME_LLM_OPENAI"
+
+
 def test_members_may_look_at_the_catalog_but_only_superusers_edit_it(client):
     endpoint = ModelEndpointFactory()
     client.force_login(MembershipFactory().user)
@@ -74,7 +90,7 @@ def test_the_admin_form_rejects_an_api_base_outside_the_allowlist(client):
     response = client.post(f"{CHANGELIST}add/", data)
 
     assert response.status_code == 200
-    assert "not in PROMPTLAB_API_BASE_HOSTS" in response.content.decode()
+    assert "10.0.0.8 is not a public address (private)" in response.content.decode()
     assert not ModelEndpoint.objects.exists()
 
 

@@ -264,8 +264,9 @@ def test_concurrent_calls_are_capped(endpoint, llm_server):
     "change, message",
     [
         ({"enabled": False}, "is disabled"),
-        ({"api_key_env": "PROMPTLAB_UNSET_KEY"}, "PROMPTLAB_UNSET_KEY, which is not set"),
-        ({"api_base": "http://169.254.169.254/v1"}, "not in PROMPTLAB_API_BASE_HOSTS"),
+        ({"api_key_env": "PROMPTLAB_KEY_UNSET"}, "PROMPTLAB_KEY_UNSET, which is not set"),
+        ({"api_key_env": "DATABASE_URL"}, "DATABASE_URL must start with PROMPTLAB_KEY_"),
+        ({"api_base": "http://169.254.169.254/v1"}, r"169.254.169.254 is not a public address \(link-local\)"),
     ],
 )
 def test_misconfigured_endpoints_fail_before_any_network_call(endpoint, llm_server, change, message):

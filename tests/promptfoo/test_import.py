@@ -254,7 +254,7 @@ def test_graders_come_from_the_assertion_then_the_test_then_the_suite(tmp_path, 
         # options.provider is a chat model, so similar falls back to promptfoo's default embedding model,
         # reached like the suite's first provider
         "text-embedding-3-large": ("openai/text-embedding-3-large", llm_server.base_url, KEY_ENV),
-        "text-embedding-3-small": ("openai/text-embedding-3-small", "", "OPENAI_API_KEY"),  # the assertion's own
+        "text-embedding-3-small": ("openai/text-embedding-3-small", "", "PROMPTLAB_KEY_OPENAI_API_KEY"),  # the assertion's own
     }
     judge, *similar = DatasetItem.objects.get(dataset__name="g").assertions
     assert (judge["kind"], judge["config"]) == ("llm_judge", {"rubric": "g-rubric-1", "rubric_version": 1, "endpoint": "gpt-4o", "scale": [0, 1]})

@@ -43,58 +43,59 @@ def spec(raw, **kwargs):
 @pytest.mark.parametrize(
     ("raw", "use", "model", "api_base", "key_env"),
     [
-        ("openai:gpt-4o-mini", CHAT, "openai/gpt-4o-mini", "", "OPENAI_API_KEY"),
-        ("openai:chat:gpt-4o-mini", CHAT, "openai/gpt-4o-mini", "", "OPENAI_API_KEY"),
-        ("openai:ft:gpt-4o-mini:acme::abc", CHAT, "openai/ft:gpt-4o-mini:acme::abc", "", "OPENAI_API_KEY"),
-        ("openai:completion:gpt-3.5-turbo-instruct", CHAT, "text-completion-openai/gpt-3.5-turbo-instruct", "", "OPENAI_API_KEY"),
-        ("openai:responses:gpt-4.1", CHAT, "openai/responses/gpt-4.1", "", "OPENAI_API_KEY"),
-        ("openai:embedding:text-embedding-3-small", EMBEDDING, "openai/text-embedding-3-small", "", "OPENAI_API_KEY"),
-        ("openai:embeddings:text-embedding-3-small", EMBEDDING, "openai/text-embedding-3-small", "", "OPENAI_API_KEY"),
+        ("openai:gpt-4o-mini", CHAT, "openai/gpt-4o-mini", "", "PROMPTLAB_KEY_OPENAI_API_KEY"),
+        ("openai:chat:gpt-4o-mini", CHAT, "openai/gpt-4o-mini", "", "PROMPTLAB_KEY_OPENAI_API_KEY"),
+        ("openai:ft:gpt-4o-mini:acme::abc", CHAT, "openai/ft:gpt-4o-mini:acme::abc", "", "PROMPTLAB_KEY_OPENAI_API_KEY"),
+        ("openai:completion:gpt-3.5-turbo-instruct", CHAT, "text-completion-openai/gpt-3.5-turbo-instruct", "", "PROMPTLAB_KEY_OPENAI_API_KEY"),
+        ("openai:responses:gpt-4.1", CHAT, "openai/responses/gpt-4.1", "", "PROMPTLAB_KEY_OPENAI_API_KEY"),
+        ("openai:embedding:text-embedding-3-small", EMBEDDING, "openai/text-embedding-3-small", "", "PROMPTLAB_KEY_OPENAI_API_KEY"),
+        ("openai:embeddings:text-embedding-3-small", EMBEDDING, "openai/text-embedding-3-small", "", "PROMPTLAB_KEY_OPENAI_API_KEY"),
         ({"id": "openai:chat:llama3", "config": {"apiBaseUrl": "http://127.0.0.1:8000/v1/", "apiKeyEnvar": "VLLM_KEY"}},
-         CHAT, "openai/llama3", "http://127.0.0.1:8000/v1", "VLLM_KEY"),
-        ({"id": "openai:gpt-4o", "config": {"apiHost": "proxy.internal"}}, CHAT, "openai/gpt-4o", "https://proxy.internal/v1", "OPENAI_API_KEY"),
-        ("anthropic:messages:claude-3-5-haiku-20241022", CHAT, "anthropic/claude-3-5-haiku-20241022", "", "ANTHROPIC_API_KEY"),
-        ("anthropic:claude-3-5-haiku-latest", CHAT, "anthropic/claude-3-5-haiku-latest", "", "ANTHROPIC_API_KEY"),
-        ("anthropic:completion:claude-2.1", CHAT, "anthropic_text/claude-2.1", "", "ANTHROPIC_API_KEY"),
+         CHAT, "openai/llama3", "http://127.0.0.1:8000/v1", "PROMPTLAB_KEY_VLLM_KEY"),
+        ({"id": "openai:gpt-4o", "config": {"apiHost": "proxy.internal"}}, CHAT, "openai/gpt-4o", "https://proxy.internal/v1", "PROMPTLAB_KEY_OPENAI_API_KEY"),
+        ("anthropic:messages:claude-3-5-haiku-20241022", CHAT, "anthropic/claude-3-5-haiku-20241022", "", "PROMPTLAB_KEY_ANTHROPIC_API_KEY"),
+        ("anthropic:claude-3-5-haiku-latest", CHAT, "anthropic/claude-3-5-haiku-latest", "", "PROMPTLAB_KEY_ANTHROPIC_API_KEY"),
+        ("anthropic:completion:claude-2.1", CHAT, "anthropic_text/claude-2.1", "", "PROMPTLAB_KEY_ANTHROPIC_API_KEY"),
         ({"id": "anthropic:messages:claude-sonnet-4-5", "config": {"apiBaseUrl": "https://claude.proxy.internal"}},
-         CHAT, "anthropic/claude-sonnet-4-5", "https://claude.proxy.internal", "ANTHROPIC_API_KEY"),
-        ({"id": "azure:chat:gpt4o-prod", "config": {"apiHost": "acme.openai.azure.com"}}, CHAT, "azure/gpt4o-prod", "https://acme.openai.azure.com", "AZURE_API_KEY"),
-        ({"id": "azureopenai:chat:gpt4o-prod", "config": {"apiBaseUrl": "https://gw.internal/azure/"}}, CHAT, "azure/gpt4o-prod", "https://gw.internal/azure", "AZURE_API_KEY"),
-        ({"id": "azure:completion:instruct", "config": {"apiHost": "acme.openai.azure.com"}}, CHAT, "azure_text/instruct", "https://acme.openai.azure.com", "AZURE_API_KEY"),
-        ({"id": "azure:embedding:embed-3", "config": {"apiHost": "acme.openai.azure.com"}}, EMBEDDING, "azure/embed-3", "https://acme.openai.azure.com", "AZURE_API_KEY"),
+         CHAT, "anthropic/claude-sonnet-4-5", "https://claude.proxy.internal", "PROMPTLAB_KEY_ANTHROPIC_API_KEY"),
+        ({"id": "azure:chat:gpt4o-prod", "config": {"apiHost": "acme.openai.azure.com"}}, CHAT, "azure/gpt4o-prod", "https://acme.openai.azure.com", "PROMPTLAB_KEY_AZURE_API_KEY"),
+        ({"id": "azureopenai:chat:gpt4o-prod", "config": {"apiBaseUrl": "https://gw.internal/azure/"}}, CHAT, "azure/gpt4o-prod", "https://gw.internal/azure", "PROMPTLAB_KEY_AZURE_API_KEY"),
+        ({"id": "azure:completion:instruct", "config": {"apiHost": "acme.openai.azure.com"}}, CHAT, "azure_text/instruct", "https://acme.openai.azure.com", "PROMPTLAB_KEY_AZURE_API_KEY"),
+        ({"id": "azure:embedding:embed-3", "config": {"apiHost": "acme.openai.azure.com"}}, EMBEDDING, "azure/embed-3", "https://acme.openai.azure.com", "PROMPTLAB_KEY_AZURE_API_KEY"),
         ("bedrock:us.anthropic.claude-3-5-haiku-20241022-v1:0", CHAT, "bedrock/us.anthropic.claude-3-5-haiku-20241022-v1:0", "", ""),
         ("bedrock:converse:amazon.nova-lite-v1:0", CHAT, "bedrock/converse/amazon.nova-lite-v1:0", "", ""),
         ("bedrock:arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/p1", CHAT,
          "bedrock/arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/p1", "", ""),
         ("bedrock:embeddings:amazon.titan-embed-text-v2:0", EMBEDDING, "bedrock/amazon.titan-embed-text-v2:0", "", ""),
         ({"id": "bedrock:meta.llama3-1-70b-instruct-v1:0", "config": {"apiKey": "{{env.AWS_BEARER_TOKEN_BEDROCK}}"}},
-         CHAT, "bedrock/meta.llama3-1-70b-instruct-v1:0", "", "AWS_BEARER_TOKEN_BEDROCK"),
+         CHAT, "bedrock/meta.llama3-1-70b-instruct-v1:0", "", "PROMPTLAB_KEY_AWS_BEARER_TOKEN_BEDROCK"),
         ("vertex:gemini-2.5-pro", CHAT, "vertex_ai/gemini-2.5-pro", "", ""),
         ("vertex:claude-3-5-haiku@20241022", CHAT, "vertex_ai/claude-3-5-haiku@20241022", "", ""),
         ("vertex:llama-3.3-70b-instruct-maas", CHAT, "vertex_ai/meta/llama-3.3-70b-instruct-maas", "", ""),
         ("vertex:embedding:text-embedding-005", EMBEDDING, "vertex_ai/text-embedding-005", "", ""),
-        ("google:gemini-2.5-flash", CHAT, "gemini/gemini-2.5-flash", "", "GOOGLE_API_KEY"),
+        ("google:gemini-2.5-flash", CHAT, "gemini/gemini-2.5-flash", "", "PROMPTLAB_KEY_GOOGLE_API_KEY"),
         ("ollama:llama3.2", CHAT, "ollama/llama3.2", "http://localhost:11434", ""),
         ("ollama:llama3.2:1b", CHAT, "ollama/llama3.2:1b", "http://localhost:11434", ""),
         ("ollama:completion:llama3.2", CHAT, "ollama/llama3.2", "http://localhost:11434", ""),
         ("ollama:chat:llama3.2:3b", CHAT, "ollama_chat/llama3.2:3b", "http://localhost:11434", ""),
         ("ollama:embeddings:nomic-embed-text", EMBEDDING, "ollama/nomic-embed-text", "http://localhost:11434", ""),
         ({"id": "ollama:chat:qwen2.5", "config": {"apiBaseUrl": "http://gpu-box.internal:11434"}}, CHAT, "ollama_chat/qwen2.5", "http://gpu-box.internal:11434", ""),
-        ("mistral:mistral-large-latest", CHAT, "mistral/mistral-large-latest", "", "MISTRAL_API_KEY"),
-        ("mistral:chat:mistral-small-latest", CHAT, "mistral/mistral-small-latest", "", "MISTRAL_API_KEY"),
-        ("mistral:embedding:mistral-embed", EMBEDDING, "mistral/mistral-embed", "", "MISTRAL_API_KEY"),
-        ("groq:llama-3.3-70b-versatile", CHAT, "groq/llama-3.3-70b-versatile", "", "GROQ_API_KEY"),
-        ("openrouter:meta-llama/llama-3.1-8b-instruct:free", CHAT, "openrouter/meta-llama/llama-3.1-8b-instruct:free", "", "OPENROUTER_API_KEY"),
-        ("deepseek:deepseek-chat", CHAT, "deepseek/deepseek-chat", "", "DEEPSEEK_API_KEY"),
-        ("xai:grok-3", CHAT, "xai/grok-3", "", "XAI_API_KEY"),
-        ("togetherai:meta-llama/Llama-3.3-70B-Instruct-Turbo", CHAT, "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo", "", "TOGETHER_API_KEY"),
-        ("fireworks:accounts/fireworks/models/llama-v3p1-8b-instruct", CHAT, "fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct", "", "FIREWORKS_API_KEY"),
-        ("perplexity:sonar", CHAT, "perplexity/sonar", "", "PERPLEXITY_API_KEY"),
-        ("cerebras:llama3.1-8b", CHAT, "cerebras/llama3.1-8b", "", "CEREBRAS_API_KEY"),
-        ({"id": "groq:llama-3.1-8b-instant", "config": {"apiKeyEnvar": "TEAM_GROQ_KEY"}}, CHAT, "groq/llama-3.1-8b-instant", "", "TEAM_GROQ_KEY"),
-        ({"id": "openrouter:openai/gpt-4o", "config": {"apiKey": "${OPENROUTER_KEY_2}"}}, CHAT, "openrouter/openai/gpt-4o", "", "OPENROUTER_KEY_2"),
+        ("mistral:mistral-large-latest", CHAT, "mistral/mistral-large-latest", "", "PROMPTLAB_KEY_MISTRAL_API_KEY"),
+        ("mistral:chat:mistral-small-latest", CHAT, "mistral/mistral-small-latest", "", "PROMPTLAB_KEY_MISTRAL_API_KEY"),
+        ("mistral:embedding:mistral-embed", EMBEDDING, "mistral/mistral-embed", "", "PROMPTLAB_KEY_MISTRAL_API_KEY"),
+        ("groq:llama-3.3-70b-versatile", CHAT, "groq/llama-3.3-70b-versatile", "", "PROMPTLAB_KEY_GROQ_API_KEY"),
+        ("openrouter:meta-llama/llama-3.1-8b-instruct:free", CHAT, "openrouter/meta-llama/llama-3.1-8b-instruct:free", "", "PROMPTLAB_KEY_OPENROUTER_API_KEY"),
+        ("deepseek:deepseek-chat", CHAT, "deepseek/deepseek-chat", "", "PROMPTLAB_KEY_DEEPSEEK_API_KEY"),
+        ("xai:grok-3", CHAT, "xai/grok-3", "", "PROMPTLAB_KEY_XAI_API_KEY"),
+        ("togetherai:meta-llama/Llama-3.3-70B-Instruct-Turbo", CHAT, "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo", "", "PROMPTLAB_KEY_TOGETHER_API_KEY"),
+        ("fireworks:accounts/fireworks/models/llama-v3p1-8b-instruct", CHAT, "fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct", "", "PROMPTLAB_KEY_FIREWORKS_API_KEY"),
+        ("perplexity:sonar", CHAT, "perplexity/sonar", "", "PROMPTLAB_KEY_PERPLEXITY_API_KEY"),
+        ("cerebras:llama3.1-8b", CHAT, "cerebras/llama3.1-8b", "", "PROMPTLAB_KEY_CEREBRAS_API_KEY"),
+        ({"id": "groq:llama-3.1-8b-instant", "config": {"apiKeyEnvar": "TEAM_GROQ_KEY"}}, CHAT, "groq/llama-3.1-8b-instant", "", "PROMPTLAB_KEY_TEAM_GROQ_KEY"),
+        ({"id": "openrouter:openai/gpt-4o", "config": {"apiKey": "${OPENROUTER_KEY_2}"}}, CHAT, "openrouter/openai/gpt-4o", "", "PROMPTLAB_KEY_OPENROUTER_KEY_2"),
         ({"id": "anthropic:messages:claude-3-haiku-20240307", "config": {"apiKey": "{{ env.TEAM_ANTHROPIC_KEY }}"}},
-         CHAT, "anthropic/claude-3-haiku-20240307", "", "TEAM_ANTHROPIC_KEY"),
+         CHAT, "anthropic/claude-3-haiku-20240307", "", "PROMPTLAB_KEY_TEAM_ANTHROPIC_KEY"),
+        ({"id": "groq:llama-3.1-8b-instant", "config": {"apiKeyEnvar": "PROMPTLAB_KEY_GROQ"}}, CHAT, "groq/llama-3.1-8b-instant", "", "PROMPTLAB_KEY_GROQ"),
     ],
 )  # fmt: skip
 def test_each_prefix_maps_to_the_model_string_base_and_key_variable_litellm_needs(raw, use, model, api_base, key_env):
@@ -113,13 +114,13 @@ def test_a_base_url_or_key_the_config_leaves_out_is_read_from_promptfoos_variabl
 
     assert spec("ollama:chat:llama3.2").api_base == "http://ollama.internal:11434"
     azure = spec("azure:chat:prod")
-    assert (azure.api_base, azure.api_key_env) == ("https://acme.openai.azure.com", "AZURE_OPENAI_API_KEY")
+    assert (azure.api_base, azure.api_key_env) == ("https://acme.openai.azure.com", "PROMPTLAB_KEY_AZURE_OPENAI_API_KEY")
     assert spec("anthropic:claude-3-5-haiku-latest").api_base == "https://claude.proxy.internal"
     assert spec("openai:gpt-4o").api_base == "https://openai.proxy.internal/v1"
-    assert spec("google:gemini-2.5-flash").api_key_env == "GEMINI_API_KEY"
+    assert spec("google:gemini-2.5-flash").api_key_env == "PROMPTLAB_KEY_GEMINI_API_KEY"
     assert spec({"id": "ollama:llama3.2", "config": {"apiBaseUrl": "http://127.0.0.1:11434"}}).api_base == "http://127.0.0.1:11434"  # config wins  # fmt: skip
     monkeypatch.setenv("AZURE_API_KEY", "set")
-    assert spec("azure:chat:prod").api_key_env == "AZURE_API_KEY"  # promptfoo's first name wins when both are set
+    assert spec("azure:chat:prod").api_key_env == "PROMPTLAB_KEY_AZURE_API_KEY"  # promptfoo's first name wins when both are set
 
 
 def test_an_api_base_written_as_an_environment_reference_is_read_for_the_import(monkeypatch):
@@ -293,10 +294,10 @@ def test_a_grader_of_the_wrong_use_is_refused_where_a_chat_model_is_needed():
 
 def test_the_default_embedding_model_follows_only_an_openai_shaped_first_provider():
     proxied = default_embedding(spec({"id": "openai:chat:llama3", "config": {"apiBaseUrl": "http://127.0.0.1:8000/v1", "apiKeyEnvar": "VLLM_KEY"}}))  # fmt: skip
-    assert (proxied.model, proxied.api_base, proxied.api_key_env) == ("openai/text-embedding-3-large", "http://127.0.0.1:8000/v1", "VLLM_KEY")
+    assert (proxied.model, proxied.api_base, proxied.api_key_env) == ("openai/text-embedding-3-large", "http://127.0.0.1:8000/v1", "PROMPTLAB_KEY_VLLM_KEY")
 
     after_claude = default_embedding(spec("anthropic:messages:claude-3-5-haiku-latest"))
-    assert (after_claude.model, after_claude.api_base, after_claude.api_key_env) == ("openai/text-embedding-3-large", "", "OPENAI_API_KEY")
+    assert (after_claude.model, after_claude.api_base, after_claude.api_key_env) == ("openai/text-embedding-3-large", "", "PROMPTLAB_KEY_OPENAI_API_KEY")
 
 
 # --- Whole imports ------------------------------------------------------------------------------------
@@ -322,7 +323,7 @@ def counts() -> tuple:
 
 @pytest.mark.django_db
 def test_a_suite_on_anthropic_and_ollama_imports_their_endpoints_without_calling_them(tmp_path, settings, no_model_calls):
-    settings.PROMPTLAB_API_BASE_HOSTS = ["localhost"]
+    settings.PROMPTLAB_API_BASE_HOSTS = ["localhost", "api.anthropic.com"]
     files = write_suite(tmp_path / "local-vs-claude", """\
         description: Local vs Claude
         prompts: ['Answer briefly: {{question}}']
@@ -342,7 +343,7 @@ def test_a_suite_on_anthropic_and_ollama_imports_their_endpoints_without_calling
     endpoints = {endpoint.model: endpoint for endpoint in ModelEndpoint.objects.all()}
     assert sorted(endpoints) == ["anthropic/claude-3-5-haiku-20241022", "ollama_chat/llama3.2"]
     claude, local = endpoints["anthropic/claude-3-5-haiku-20241022"], endpoints["ollama_chat/llama3.2"]
-    assert (claude.api_base, claude.api_key_env, claude.enabled) == ("", "ANTHROPIC_API_KEY", True)
+    assert (claude.api_base, claude.api_key_env, claude.enabled) == ("", "PROMPTLAB_KEY_ANTHROPIC_API_KEY", True)
     assert (local.api_base, local.api_key_env, local.enabled) == ("http://localhost:11434", "", True)
     assert [(name, created, provider) for name, _, created, provider in report.endpoints] == [
         (claude.name, True, "claude"), (local.name, True, "local"),

@@ -59,7 +59,7 @@ def cosine(a: str, b: str) -> float:
 def test_weights_thresholds_and_named_scores_as_promptfoo_documents(imported):
     experiment = imported("docs", """
         prompts: ['{{text}}']
-        providers: [{id: 'openai:chat:gpt-4o-mini', config: {apiBaseUrl: 'FAKE_OPENAI_BASE_URL', apiKeyEnvar: PROMPTLAB_TEST_OPENAI_KEY}}]
+        providers: [{id: 'openai:chat:gpt-4o-mini', config: {apiBaseUrl: 'FAKE_OPENAI_BASE_URL', apiKeyEnvar: PROMPTLAB_KEY_TEST_OPENAI}}]
         tests:
           - {vars: {text: Goodbye world}, assert: [{type: equals, value: Hello world, weight: 2}, {type: contains, value: world}]}
           - {vars: {text: 'Goodbye world, 2'}, threshold: 0.5, assert: [{type: equals, value: Hello world, weight: 2}, {type: contains, value: world}]}

@@ -10,7 +10,7 @@ from experiments import services as experiment_services
 from experiments.models import Experiment, RunStatus
 
 HERE = Path(__file__).resolve().parent
-KEY_ENV = "PROMPTLAB_TEST_OPENAI_KEY"
+KEY_ENV = "PROMPTLAB_KEY_TEST_OPENAI"
 
 
 def copy_suite(name: str, target: Path, base_url: str) -> Path:

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--model", help="LiteLLM model string, e.g. openai/gpt-4o-mini (required for a new endpoint).")
         parser.add_argument("--display-name")
         parser.add_argument("--api-base", help="Base URL; its host must be in PROMPTLAB_API_BASE_HOSTS.")
-        parser.add_argument("--api-key-env", help="Environment variable holding the key, e.g. OPENAI_API_KEY.")
+        parser.add_argument("--api-key-env", help="Environment variable holding the key; it must start with PROMPTLAB_KEY_, e.g. PROMPTLAB_KEY_OPENAI.")
         parser.add_argument("--input-cost-per-token", type=price, help="USD; default: LiteLLM's price list.")
         parser.add_argument("--output-cost-per-token", type=price, help="USD; default: LiteLLM's price list.")
         parser.add_argument("--timeout", type=float, dest="timeout_seconds", help="Seconds per attempt (default 60).")
