@@ -235,9 +235,14 @@ class PlaygroundCall(CallResult):
     params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=PlaygroundCallStatus.choices, default=PlaygroundCallStatus.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The worker making it holds it until then, renewing as it waits (promptlab.leases); past it, its worker died.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it.")
 
     class Meta:
         ordering = ["batch", "id"]
+        # The few open calls, which recovery scans for those whose worker died or whose message was lost.
+        indexes = [models.Index(fields=["status", "created_at"], condition=models.Q(status__in=["pending", "running"]), name="playground_call_open")]
 
     def __str__(self):
         return f"playground call {self.pk} ({self.status})"

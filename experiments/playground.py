@@ -8,7 +8,7 @@ made is shown as stale, so a page never waits forever for a worker that died or 
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from django.db import transaction
@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from experiments.models import Dataset, DatasetItem, PlaygroundCall, PlaygroundCallStatus
+from promptlab import dispatch, leases, sweeper
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Project
 from promptlab.errors import DomainError, Invalid
@@ -67,40 +68,55 @@ def playground_run(*, prompt: Prompt, actor, version: int | None, variables: dic
     from experiments.tasks import playground_call
 
     for call in calls:
-        playground_call.delay_on_commit(call.pk)
+        dispatch.send_on_commit(playground_call, call.pk)
     logger.info("experiments.playground_run", batch=str(batch), prompt_id=prompt.pk, version=record.version, calls=len(calls))
     return batch
 
 
 def playground_call_execute(*, call_id: int) -> PlaygroundCall | None:
-    """Claim a pending call with a compare-and-set (a duplicate delivery finds it taken and
-    calls nothing), call the model through the gateway, and record the answer or the error."""
-    claimed = PlaygroundCall.objects.filter(pk=call_id, status=PlaygroundCallStatus.PENDING).update(
-        status=PlaygroundCallStatus.RUNNING
-    )
-    if not claimed:
+    """Claim the call with a compare-and-set, when it is pending or its worker died (its lease ran
+    out): a duplicate delivery finds it taken and calls nothing. Call the model through the gateway
+    under a lease renewed meanwhile, and record the answer or the error while the claim holds."""
+    claimed = leases.claim(PlaygroundCall.objects.filter(pk=call_id))
+    if claimed is None:
         logger.info("experiments.playground_call_taken", call_id=call_id)
         return None
     call = PlaygroundCall.objects.select_related("endpoint").get(pk=call_id)
     try:
-        result = gateway.complete(endpoint=call.endpoint, messages=call.messages, params=call.params)
+        with leases.held(claimed):
+            result = gateway.complete(endpoint=call.endpoint, messages=call.messages, params=call.params)
     except GatewayError as exc:  # the gateway has retried what could clear up, and waited on busy endpoints
-        return _finish(call, PlaygroundCallStatus.FAILED, **gateway.failure_fields(exc))
+        return _finish(call, claimed, PlaygroundCallStatus.FAILED, **gateway.failure_fields(exc))
     except DomainError as exc:  # the endpoint was disabled or lost its key since the run was asked for
-        return _finish(call, PlaygroundCallStatus.FAILED, error=exc.message, error_kind=exc.code)
+        return _finish(call, claimed, PlaygroundCallStatus.FAILED, error=exc.message, error_kind=exc.code)
     except Exception as exc:  # a bug must not leave the page waiting on a call that will never finish
         logger.exception("experiments.playground_call_crashed", call_id=call_id)
-        return _finish(call, PlaygroundCallStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", error_kind="internal")
-    return _finish(call, PlaygroundCallStatus.DONE, **gateway.answer_fields(result))
+        return _finish(call, claimed, PlaygroundCallStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", error_kind="internal")
+    return _finish(call, claimed, PlaygroundCallStatus.DONE, **gateway.answer_fields(result))
 
 
-def _finish(call: PlaygroundCall, status: str, **fields) -> PlaygroundCall:
-    fields.update(status=status, finished_at=timezone.now())
-    PlaygroundCall.objects.filter(pk=call.pk, status=PlaygroundCallStatus.RUNNING).update(**fields)
+def _finish(call: PlaygroundCall, claimed: QuerySet, status: str, **fields) -> PlaygroundCall | None:
+    """Write the result only while this claim holds the call (else another worker's answer is kept)."""
+    fields.update(status=status, finished_at=timezone.now(), lease_until=None)
+    if not claimed.update(**fields):
+        logger.info("experiments.playground_call_lost", call_id=call.pk)
+        return None
     for name, value in fields.items():
         setattr(call, name, value)
     logger.info("experiments.playground_call_finished", call_id=call.pk, status=status, error_kind=fields.get("error_kind", ""))
     return call
+
+
+@sweeper.recovery
+def playground_calls_recover(stale_before: datetime | None = None) -> int:
+    """Send again the playground calls whose worker died or whose message was lost
+    (leases.stranded: pending since before `stale_before`, default a lease ago). Returns how many."""
+    from experiments.tasks import playground_call
+
+    call_ids = leases.stranded(PlaygroundCall.objects.all(), pending_before=stale_before)
+    for call_id in call_ids:
+        dispatch.send(playground_call, call_id)
+    return len(call_ids)
 
 
 @transaction.atomic

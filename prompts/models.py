@@ -159,10 +159,17 @@ class PromptCall(CallResult):
     status = models.CharField(max_length=16, choices=PromptCallStatus.choices, default=PromptCallStatus.PENDING)
     error_code = models.CharField(max_length=32, blank=True)  # the domain error's code, e.g. llm_unavailable
     created_at = models.DateTimeField(auto_now_add=True)
+    # The worker making it holds it until then, renewing as it waits (promptlab.leases); past it, its worker died.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it.")
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["project", "-created_at"], name="prompt_call_project_created")]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="prompt_call_project_created"),
+            # The few open calls, which recovery scans for those whose worker died or whose message was lost.
+            models.Index(fields=["status", "created_at"], condition=models.Q(status__in=["pending", "running"]), name="prompt_call_open"),
+        ]
 
     def __str__(self):
         return f"call {self.pk} ({self.status})"

@@ -1,9 +1,16 @@
 """Invoke end to end: the web side records the call and waits, a real Celery worker process
 makes the model call through the gateway to the fake OpenAI server."""
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from promptlab import workers
 from promptlab.accounts.models import Role
@@ -11,7 +18,7 @@ from prompts import services as prompt_services
 from prompts.models import CallFeedback, PromptCall, PromptCallStatus
 from prompts.tasks import prompt_invoke
 from tests.api.conftest import client_with, error_of
-from tests.conftest import start_worker, stop
+from tests.conftest import database_url_for, start_worker, stop
 from tests.factories import MembershipFactory
 from tests.fake_openai import Scripted
 
@@ -20,7 +27,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(scope="module")
 def invoke_worker(django_db_setup, django_db_blocker):
-    process = start_worker(name="api-invoke", concurrency=2, PROMPTLAB_TEST_OPENAI_KEY="sk-test-123")
+    process = start_worker(name="api-invoke", concurrency=2, PROMPTLAB_KEY_TEST_OPENAI="sk-test-123")
     yield process
     stop(process)
 
@@ -120,3 +127,55 @@ def test_a_call_delivered_twice_is_made_once(setup, llm_server):
     assert wait_done(call.pk).status == PromptCallStatus.DONE
     time.sleep(1.0)  # time for the duplicate to be handled too
     assert len([r for r in llm_server.requests if r["path"].endswith("completions")]) == 1
+
+
+def lose_the_message(monkeypatch):
+    """The call is recorded, and its message to the workers never arrives."""
+    monkeypatch.setattr(prompt_services.dispatch, "send_on_commit", lambda *args, **kwargs: None)
+
+
+def completions(server) -> int:
+    return len([r for r in server.requests if r["path"].endswith("completions")])
+
+
+def test_a_killed_workers_call_is_recovered_and_answered(setup, llm_server, monkeypatch):
+    _, prompt = setup
+    lose_the_message(monkeypatch)  # so that the process below, not the module's worker, makes it
+    llm_server.script(Scripted.delay(120))  # its call hangs until the process is killed
+    call = prompt_services.prompt_call_create(prompt=prompt, actor=None, variables={"name": "Ed"})
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", f"import django; django.setup(); from prompts.tasks import prompt_invoke; prompt_invoke({str(call.pk)!r})"],
+        env={**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict), "LLM_CALL_LEASE_SECONDS": "3"},
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while completions(llm_server) < 1:
+        assert doomed.poll() is None and time.monotonic() < deadline, "the doomed process never made its call"
+        time.sleep(0.1)
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    assert PromptCall.objects.filter(pk=call.pk, status=PromptCallStatus.RUNNING, claims=1).exists()
+
+    deadline = time.monotonic() + 60
+    while prompt_services.prompt_calls_recover() == 0:  # nothing to recover until its lease runs out
+        assert time.monotonic() < deadline, "the dead process's call was never recovered"
+        time.sleep(0.5)
+
+    call = wait_done(call.pk, timeout=60)
+    assert call.status == PromptCallStatus.DONE and call.output == "fake answer to: Hello Ed!"
+    assert call.claims == 2 and call.lease_until is None
+    assert completions(llm_server) == 2  # the dead process's call, and the one answered
+
+
+def test_a_call_whose_message_was_lost_is_sent_again(setup, llm_server, monkeypatch):
+    _, prompt = setup
+    lose_the_message(monkeypatch)
+    call = prompt_services.prompt_call_create(prompt=prompt, actor=None, variables={"name": "Flo"})
+    fresh = prompt_services.prompt_call_create(prompt=prompt, actor=None, variables={"name": "Gus"})
+    PromptCall.objects.filter(pk=call.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+
+    assert prompt_services.prompt_calls_recover(timezone.now() - timedelta(minutes=1)) == 1  # the fresh one may still be on its way
+
+    assert wait_done(call.pk).output == "fake answer to: Hello Flo!"
+    assert PromptCall.objects.get(pk=fresh.pk).status == PromptCallStatus.PENDING
+    assert completions(llm_server) == 1

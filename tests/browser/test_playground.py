@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(tra
 
 def test_run_a_prompt_on_two_models_and_save_an_answer(page, endpoint, llm_server, tmp_path):
     editor = MembershipFactory(role=Role.EDITOR, user__email="pm@example.com")
-    second = ModelEndpointFactory(display_name="Second model", api_base=llm_server.base_url, api_key_env="PROMPTLAB_TEST_OPENAI_KEY")
+    second = ModelEndpointFactory(display_name="Second model", api_base=llm_server.base_url, api_key_env="PROMPTLAB_KEY_TEST_OPENAI")
     services.prompt_create(
         project=editor.project, actor=editor.user, name="greet", message="First", endpoint=endpoint,
         template="Hello {{ name }}, order {{ order }}.", variables=[{"name": "name"}, {"name": "order", "type": "integer"}],

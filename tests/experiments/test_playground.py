@@ -29,7 +29,7 @@ def play(endpoint, llm_server):
     """An editor's project: prompt `greet` at v1 (production) and v2 (latest), two endpoints
     on the fake server, one disabled endpoint, and a dataset with rows 1 and 2."""
     owner = MembershipFactory(role=Role.OWNER)
-    second = ModelEndpointFactory(api_base=llm_server.base_url, api_key_env="PROMPTLAB_TEST_OPENAI_KEY", display_name="Second model")
+    second = ModelEndpointFactory(api_base=llm_server.base_url, api_key_env="PROMPTLAB_KEY_TEST_OPENAI", display_name="Second model")
     ModelEndpointFactory(display_name="Retired model", enabled=False)
     prompt = prompt_services.prompt_create(
         project=owner.project, actor=owner.user, name="greet", message="first", template=TEMPLATE_V1, endpoint=endpoint,
@@ -159,6 +159,41 @@ def test_a_duplicate_delivery_makes_exactly_one_call(play, llm_server):
     assert len([r for r in llm_server.requests if r["path"] == "/v1/chat/completions"]) == 1
     call.refresh_from_db()
     assert call.status == PlaygroundCallStatus.DONE and call.output.startswith("fake answer to:")
+
+
+def test_a_dead_workers_call_is_taken_over_and_its_late_answer_is_not_kept(play, llm_server):
+    call = PlaygroundCall.objects.get(batch=run(play, endpoints=play.endpoints[:1]))
+    PlaygroundCall.objects.filter(pk=call.pk).update(status=PlaygroundCallStatus.RUNNING, claims=1, lease_until="2999-01-01T00:00Z")
+
+    assert playground.playground_call_execute(call_id=call.pk) is None  # a live worker holds it: nothing is called
+    assert llm_server.requests == []
+
+    PlaygroundCall.objects.filter(pk=call.pk).update(lease_until="2000-01-01T00:00Z")  # its worker died
+    assert playground.playground_call_execute(call_id=call.pk).status == PlaygroundCallStatus.DONE
+    call.refresh_from_db()
+    assert (call.status, call.claims, call.lease_until) == (PlaygroundCallStatus.DONE, 2, None)
+
+    dead = PlaygroundCall.objects.filter(pk=call.pk, status=PlaygroundCallStatus.RUNNING, claims=1)  # what the dead worker still holds
+    assert playground._finish(call, dead, PlaygroundCallStatus.FAILED, error="late") is None
+    call.refresh_from_db()
+    assert call.status == PlaygroundCallStatus.DONE and call.error == ""
+
+
+def test_recovery_sends_again_the_calls_a_dead_worker_or_a_lost_message_stranded(play, monkeypatch):
+    sent = []
+    monkeypatch.setattr(playground.dispatch, "send", lambda task, *args: sent.append((task.name, *args)))
+    batch = run(play)  # two pending calls, just made: their messages may still be on their way
+    lost, dead = PlaygroundCall.objects.filter(batch=batch).order_by("id")
+    PlaygroundCall.objects.filter(pk=lost.pk).update(created_at="2000-01-01T00:00Z")  # pending for ages: its message was lost
+    PlaygroundCall.objects.filter(pk=dead.pk).update(status=PlaygroundCallStatus.RUNNING, claims=1, lease_until="2999-01-01T00:00Z")
+
+    assert playground.playground_calls_recover() == 1  # the live worker's call is left to it
+    assert sent == [("experiments.playground_call", lost.pk)]
+
+    PlaygroundCall.objects.filter(pk=dead.pk).update(lease_until="2000-01-01T00:00Z")  # its worker died
+    PlaygroundCall.objects.filter(pk=lost.pk).update(status=PlaygroundCallStatus.DONE)
+    assert playground.playground_calls_recover() == 1
+    assert sent[1:] == [("experiments.playground_call", dead.pk)]
 
 
 def done_call(play, **kwargs) -> PlaygroundCall:
@@ -373,7 +408,7 @@ FORM_ERRORS = {
 def test_bad_input_re_renders_the_form_with_the_error_and_creates_nothing(play, client, case):
     overrides, message = case
     if overrides.get("endpoints") == "five":
-        extra = ModelEndpointFactory.create_batch(3, api_base=play.endpoints[0].api_base, api_key_env="PROMPTLAB_TEST_OPENAI_KEY")
+        extra = ModelEndpointFactory.create_batch(3, api_base=play.endpoints[0].api_base, api_key_env="PROMPTLAB_KEY_TEST_OPENAI")
         overrides = {"endpoints": [e.pk for e in [*play.endpoints, *extra]]}
     client.force_login(play.editor)
 

@@ -22,7 +22,7 @@ ITEMS, REPEATS = 2, 5
 
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker):
-    process = start_worker(name="repeats", concurrency=2, PROMPTLAB_TEST_OPENAI_KEY="sk-test-123")
+    process = start_worker(name="repeats", concurrency=2, PROMPTLAB_KEY_TEST_OPENAI="sk-test-123")
     yield process
     stop(process)
 
