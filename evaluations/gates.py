@@ -102,10 +102,17 @@ def experiment_gate(*, experiment: Experiment) -> GateResult | None:
 
 def check_promotion(*, prompt: Prompt, label: str, version: int, actor, override_reason: str, rollback: bool) -> str | None:
     """A prompts.checks label-move check: `production` needs a passing gate, or an admin's written override.
-    A rollback is exempt: going back to a version that shipped before must stay one click."""
-    if label != "production" or rollback or _gate_of(prompt) is None:
+    A rollback too returns only to a version that still passes: it has no override (shipping a version
+    that fails its gate is a move, whose override is written down)."""
+    if label != "production" or _gate_of(prompt) is None:
         return None
     result = gate_result(prompt=prompt, version=version)
+    if not result.passed and rollback:
+        raise Invalid(
+            f"Production cannot roll back to version {version}: it no longer passes its gate ({result.reason}). Move production "
+            "to a version instead: a move may override the gate with a written reason.",
+            details={"gate": result.reason, "experiment": result.experiment and result.experiment.pk},
+        )  # fmt: skip
     if not result.passed and not override_reason:
         raise Invalid(
             f"Version {version} cannot go to production: {result.reason}. Run the gate experiment, or, as an admin, "

@@ -5,8 +5,9 @@ prompts never imports the layers above it, yet a move of `production` may need a
 here from its AppConfig.ready(); label_move runs them all, in order, inside its transaction.
 
 A check is called with the move's keywords (prompt, label, version, actor, override_reason,
-rollback). It refuses the move by raising a DomainError, or returns a line for the move's
-record (e.g. "Gate passed: ...") or None.
+rollback). `rollback` is true only for label_rollback, which has checked that the move undoes
+the label's last move and nothing more: a check may trust it. A check refuses the move by
+raising a DomainError, or returns a line for the move's record (e.g. "Gate passed: ...") or None.
 """
 
 from collections.abc import Callable

@@ -32,7 +32,9 @@ Import rules:
 - An existing prompt is updated through `prompt_update`, so an unchanged file creates no
   version. The change message is `message`, or "Imported from <file name>".
 - Labels move through `label_move`, so the services' rules apply: moving `production` needs
-  an admin (actor None is the operator's CLI, which may).
+  an admin (actor None is the operator's CLI, which may), and, where the project requires
+  approval, an approved proposal, the CLI included: a file that would move production is refused
+  (listing `production` on the version production already points at moves nothing and passes).
 - A prompt may include a snippet imported in the same run: files are retried until no
   further file succeeds, so their order does not matter.
 

@@ -22,15 +22,22 @@ from functools import cached_property
 from pathlib import Path
 
 import pytest
+import yaml
+from bs4 import BeautifulSoup
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import Client
+from rest_framework.test import APIClient
 
 from evaluations import gates
 from evaluations import services as evaluation_services
-from evaluations.governance import approvals, notifications, webhooks
-from evaluations.governance.models import WebhookDelivery
+from evaluations.governance import approvals, audit, notifications, webhooks
+from evaluations.governance.models import Notification, WebhookDelivery
 from evaluations.models import HumanRating
+from evaluations.promptfoo.files import ConfigOnly
+from evaluations.promptfoo.importer import promptfoo_suite_import
 from experiments import datasets, playground
 from experiments import services as experiment_services
 from experiments.models import PlaygroundCall, RunStatus
@@ -38,11 +45,13 @@ from promptlab.accounts import api_keys
 from promptlab.accounts import services as account_services
 from promptlab.accounts.access import RANK
 from promptlab.accounts.models import Role
-from promptlab.errors import Forbidden
+from promptlab.errors import DomainError, Forbidden
 from promptlab.llm import services as llm_services
 from promptlab.llm.models import ModelEndpoint
+from prompts import selectors as prompt_selectors
 from prompts import services as prompt_services
-from prompts.models import PromptCall
+from prompts.models import Label, LabelMove, PromptCall
+from prompts.yaml_io import prompts_import
 from tests.factories import (
     ApprovalRequestFactory,
     DatasetFactory,
@@ -72,9 +81,10 @@ COMPOSITES = {
 
 EXEMPT = {
     "promptlab.accounts.services.user_invite": "creates only an account; access is granted by membership_set, which callers run in the same transaction",
-    "promptlab.accounts.services.project_create": "not in a project yet: any signed-in person may create one and becomes its owner",
+    "promptlab.accounts.services.project_create": "not in a project yet: only superusers (and the operator's CLI) create one, and become its owner",
     "evaluations.gates.check_promotion": "a prompts.checks label-move check: label_move has authorized the actor; an override needs admin (tested in test_gates)",
-    "evaluations.governance.approvals.check_approval_required": "a prompts.checks label-move check: label_move has authorized the actor",
+    "evaluations.governance.approvals.check_approval_required": "a prompts.checks label-move check: label_move has authorized the actor; "
+    "an override of a required approval needs an owner signed in (tested below, path by path)",
     "evaluations.governance.notifications.notifications_mark_read": "acts only on the actor's own notifications, in no project",
 }
 
@@ -369,3 +379,171 @@ def test_only_superusers_change_the_model_catalog():
     endpoint, created = llm_services.endpoint_save(name="another", actor=UserFactory(is_superuser=True), model="openai/gpt-4o-mini")
 
     assert created and ModelEndpoint.objects.get(name="another") == endpoint and endpoint.model == "openai/gpt-4o-mini"
+
+
+# --- Production, in a project that requires approval, through every path that can move it ----------
+#
+# Without an approval every path is refused, saying so, and nothing moves. With one: approving a
+# proposal (on the approvals page) moves production, and then each path naming that version is
+# accepted (it moves nothing). An owner's override with a written reason works only for an owner
+# signed in (API session, admin site); API keys (whoever made them), imports and the CLI name no
+# person who answers for it. A rollback goes back one move, never re-shipping what it pulled.
+
+
+def _api_key(w, made_by: str) -> str:
+    if made_by == "the CLI":
+        out = io.StringIO()
+        call_command("create_api_key", w.project.slug, "--scopes", "write", stdout=out, stderr=io.StringIO())
+        return out.getvalue().strip()
+    return api_keys.api_key_create(project=w.project, actor=w.members[Role(made_by)], name="deploy", scopes=["write"])[1]
+
+
+def _through_api(w, body: dict, *, key: str = "", user=None) -> str | None:
+    """None when the API moved the label, else its error message."""
+    client = APIClient()
+    if key:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    else:
+        client.force_login(user)
+    response = client.post(f"/api/v1/prompts/{w.prompt.name}/labels/", body, format="json")
+    return None if response.status_code == 200 else response.json()["error"]["message"]
+
+
+def _through_admin(w, user, action: str, data: dict) -> str | None:
+    """None when the admin site's label or rollback form succeeded, else the error it shows."""
+    client = Client()
+    client.force_login(user)
+    page = client.post(f"/admin/prompts/prompt/{w.prompt.pk}/{action}/", data, follow=True)
+    [message] = BeautifulSoup(page.content, "html.parser").select("ul.messagelist li")
+    return None if "success" in message["class"] else message.get_text()
+
+
+def _yaml_folder(w, version: int) -> Path:
+    """The prompt's file as at the version, listing production."""
+    record = prompt_selectors.prompt_version(prompt=w.prompt, version=version)
+    document = {"name": w.prompt.name, "kind": "text", "template": record.template, "model": w.endpoint.name, "labels": ["production"]}
+    folder = w.tmp / f"v{version}-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    (folder / f"{w.prompt.name}.yaml").write_text(yaml.safe_dump(document))
+    return folder
+
+
+def _through_import(w, version: int) -> str | None:
+    try:
+        prompts_import(project=w.project, actor=w.members[Role.OWNER], folder=_yaml_folder(w, version))
+    except DomainError as exc:
+        return exc.message
+    return None
+
+
+def _through_cli(w, version: int) -> str | None:
+    try:
+        call_command("import_prompts", str(_yaml_folder(w, version)), "--project", w.project.slug, stdout=io.StringIO())
+    except CommandError as exc:
+        return str(exc)
+    return None
+
+
+def _move(version: int, reason: str) -> dict:
+    return {"label": "production", "version": version, "override_reason": reason}
+
+
+# Each moves production to the version, with the override reason where the path can carry one.
+PATHS = {
+    "API key made by an admin": lambda w, v, r: _through_api(w, _move(v, r), key=_api_key(w, "admin")),
+    "API key made by an owner": lambda w, v, r: _through_api(w, _move(v, r), key=_api_key(w, "owner")),
+    "API key made by the CLI": lambda w, v, r: _through_api(w, _move(v, r), key=_api_key(w, "the CLI")),
+    "API, an admin signed in": lambda w, v, r: _through_api(w, _move(v, r), user=w.members[Role.ADMIN]),
+    "API, an owner signed in": lambda w, v, r: _through_api(w, _move(v, r), user=w.members[Role.OWNER]),
+    "admin site, an admin": lambda w, v, r: _through_admin(w, w.members[Role.ADMIN], "label", _move(v, r)),
+    "admin site, an owner": lambda w, v, r: _through_admin(w, w.members[Role.OWNER], "label", _move(v, r)),
+    "YAML import by an owner": lambda w, v, r: _through_import(w, v),  # a file has no place for a reason
+    "import_prompts (the CLI)": lambda w, v, r: _through_cli(w, v),
+}  # fmt: skip
+OVERRIDERS = {"API, an owner signed in", "admin site, an owner"}
+ROLLBACKS = {
+    "API key made by the CLI": lambda w: _through_api(w, {"label": "production", "rollback": True}, key=_api_key(w, "the CLI")),
+    "API, an admin signed in": lambda w: _through_api(w, {"label": "production", "rollback": True}, user=w.members[Role.ADMIN]),
+    "admin site, an admin": lambda w: _through_admin(w, w.members[Role.ADMIN], "rollback", {"label": "production"}),
+}  # fmt: skip
+
+
+@pytest.fixture
+def governed(tmp_path):
+    """The World with production at v2 (from v1), in a project that requires approval."""
+    world = World()
+    world.tmp = tmp_path
+    world.prompt  # noqa: B018 (made now, before approval is required)
+    account_services.project_require_approval_set(project=world.project, actor=world.members[Role.OWNER], required=True)
+    return world
+
+
+def _production(w) -> int:
+    return Label.objects.get(prompt=w.prompt, name="production").version
+
+
+def _production_moves(w) -> list[tuple]:
+    return list(LabelMove.objects.filter(prompt=w.prompt, label="production").values_list("from_version", "to_version"))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_no_path_moves_production_without_an_approval(governed, path):
+    before = _production_moves(governed)
+
+    error = PATHS[path](governed, 3, "")
+
+    assert error and f"Production in project {governed.project.slug} requires an approval: propose version 3 of faq at" in error
+    assert _production(governed) == 2 and _production_moves(governed) == before
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_path_accepts_the_version_an_approval_moved(governed, path):
+    editor = MembershipFactory(project=governed.project, role=Role.EDITOR).user
+    approval = approvals.approval_propose(prompt=governed.prompt, actor=editor, version=3, message="Shorter")
+    client = Client()
+    client.force_login(governed.members[Role.ADMIN])
+    client.post(f"/projects/{governed.project.slug}/approvals/{approval.pk}/decide/", {"decision": "approve", "comment": "ok"})
+    assert _production(governed) == 3
+    moves = _production_moves(governed)
+
+    assert PATHS[path](governed, 3, "") is None
+    assert _production(governed) == 3 and _production_moves(governed) == moves
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_only_an_owner_signed_in_overrides_the_approval_and_it_is_audited(governed, path):
+    owner, admin = governed.members[Role.OWNER], governed.members[Role.ADMIN]
+
+    error = PATHS[path](governed, 3, "v2 leaks order ids")
+
+    if path not in OVERRIDERS:
+        assert error and ("Only an owner, signed in (not with an API key or the CLI)" in error or "requires an approval" in error)
+        assert _production(governed) == 2 and not Notification.objects.exists()
+        return
+    assert error is None and _production(governed) == 3
+    entries = audit.audit_entries(audit.audit_rows(project=governed.project, filters=audit.Filters(kind="label")), project=governed.project)
+    assert (entries[0].user, entries[0].action) == (owner, "moved production to version 3")
+    assert entries[0].reason == f"Approval overridden by the owner {owner.email}: v2 leaks order ids"
+    told = f"{owner.email} moved faq production to version 3 without an approval (owner's override): v2 leaks order ids"
+    assert list(Notification.objects.values_list("user", "text")) == [(admin.pk, told)]
+
+
+@pytest.mark.parametrize("path", ROLLBACKS)
+def test_a_rollback_goes_back_one_move_and_never_re_ships_what_it_pulled(governed, path):
+    assert ROLLBACKS[path](governed) is None
+    assert _production(governed) == 1
+
+    error = ROLLBACKS[path](governed)
+
+    assert error and "undid the one before it: rolling back would re-ship version 2, which was just pulled" in error
+    assert _production(governed) == 1 and _production_moves(governed) == [(2, 1), (1, 2), (None, 1)]
+
+
+def test_a_promptfoo_import_never_moves_a_label(governed):
+    labels = list(Label.objects.values_list("prompt", "name", "version"))
+    config = (b"description: faq\nprompts: ['Answer {{q}}']\ntests: [{vars: {q: hi}}]\n"
+              b"providers: [{id: 'openai:gpt-4o-mini', config: {apiKeyEnvar: PROMPTLAB_KEY_OPENAI}}]\n")  # fmt: skip
+
+    report = promptfoo_suite_import(project=governed.project, actor=None, files=ConfigOnly(config, name="promptfooconfig.yaml"))
+
+    assert report.prompts and list(Label.objects.values_list("prompt", "name", "version")) == labels

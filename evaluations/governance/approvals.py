@@ -4,8 +4,11 @@ prompts.services.label_move with the approver as actor) or rejects, with a comme
 
 Nobody decides on their own proposal. Admins and owners may still move `production`
 directly unless the project requires approval (Project.require_approval, set by an owner):
-then every production move needs an approved proposal, admins' and owners' included.
-Rollbacks stay one click and the operator's CLI is trusted, as everywhere.
+then every production move needs an approved proposal, whoever asks: admins and owners, API
+keys of every origin, imports and the operator's CLI. Two exceptions: a rollback (back to the
+version production held just before, while it passes its gate: prompts.services.label_rollback),
+and an owner's emergency override, signed in, with a written reason, recorded on the move and
+told to the other admins and owners.
 """
 
 from contextvars import ContextVar
@@ -20,7 +23,7 @@ from evaluations import gates
 from evaluations.governance import notifications, webhooks
 from evaluations.governance.models import ApprovalRequest, ApprovalStatus, WebhookEvent
 from evaluations.models import PromotionGate
-from promptlab.accounts.access import Action, authorize
+from promptlab.accounts.access import Action, authorize, role_of
 from promptlab.accounts.models import Membership, Project, Role
 from promptlab.errors import Forbidden, Invalid
 from prompts import selectors as prompt_selectors
@@ -66,10 +69,8 @@ def approval_propose(*, prompt: Prompt, actor, version: int, message: str = "") 
             f"Version {version} of {prompt.name} is already proposed for production and waiting for a decision.",
             details={"version": version},
         ) from None
-    deciders = [m.user for m in Membership.objects.filter(project=prompt.project, role__in=[Role.ADMIN, Role.OWNER])
-                .exclude(user=actor).select_related("user")]  # fmt: skip
     notifications.notify(
-        users=deciders, project=prompt.project, approval=approval, url=_page(prompt.project),
+        users=_deciders(prompt.project, other_than=actor), project=prompt.project, approval=approval, url=_page(prompt.project),
         text=f"{actor.email or actor} proposes moving {prompt.name} production to version {version}.",
     )  # fmt: skip
     _announce(approval, WebhookEvent.APPROVAL_REQUESTED)
@@ -159,6 +160,12 @@ def _decide(approval: ApprovalRequest, actor, status: str, **fields) -> Approval
     return approval
 
 
+def _deciders(project: Project, *, other_than) -> list:
+    """The project's admins and owners, but for `other_than`."""
+    memberships = Membership.objects.filter(project=project, role__in=[Role.ADMIN, Role.OWNER]).exclude(user=other_than)
+    return [membership.user for membership in memberships.select_related("user")]
+
+
 def _a_person(actor, what: str) -> None:
     if actor is None or getattr(actor, "pk", None) is None:
         raise Invalid(f"Only a person can {what}: sign in.")
@@ -198,18 +205,45 @@ def _emit(project: Project, event: str, data: dict) -> None:
 # --- The label-move check (registered in prompts.checks) -----------------------------------------------------------------
 
 
-def check_approval_required(*, prompt: Prompt, label: str, version: int, actor, rollback: bool, **_) -> str | None:
-    """Refuse a direct production move on a project that requires approval. Rollbacks and the
-    operator's CLI (no actor) are exempt; an approval in progress moves its own version."""
-    if label != LABEL or rollback or actor is None or _approving.get() == (prompt.pk, version):
+def check_approval_required(*, prompt: Prompt, label: str, version: int, actor, override_reason: str, rollback: bool,
+                            **_) -> str | None:  # fmt: skip
+    """Refuse a production move on a project that requires approval, whoever asks (the operator's
+    CLI and its API keys too: no path skips the second person). An approval in progress moves its
+    own version; a rollback (label_rollback has checked it is one) needs none; an owner may
+    override with a written reason."""
+    if label != LABEL or rollback or _approving.get() == (prompt.pk, version):
         return None
-    if Project.objects.filter(pk=prompt.project_id, require_approval=True).exists():
-        raise Forbidden(
-            f"Project {prompt.project.slug} requires approval for production moves: propose version {version} on the "
-            "approvals page, and another admin or owner approves it.",
-            details={"approvals": _page(prompt.project)},
-        )  # fmt: skip
-    return None
+    if not Project.objects.filter(pk=prompt.project_id, require_approval=True).exists():
+        return None
+    if not override_reason:
+        raise _refusal(prompt, version, f"Production in project {prompt.project.slug} requires an approval")
+    return _approval_override(prompt=prompt, version=version, actor=actor, reason=_text(override_reason, "override reason"))
+
+
+def _approval_override(*, prompt: Prompt, version: int, actor, reason: str) -> str:
+    """An owner's emergency move without an approval. Only a person signed in as an owner: a key
+    or the CLI names no one who answers for it. Recorded on the move (the audit log shows it) and
+    told to the other admins and owners, who would have decided on it."""
+    if actor is None or getattr(actor, "api_key", None) is not None or role_of(actor, prompt.project) != Role.OWNER:
+        raise _refusal(prompt, version, f"Only an owner, signed in (not with an API key or the CLI), may move production in "
+                                        f"project {prompt.project.slug} without an approval")  # fmt: skip
+    who = actor.email or str(actor)
+    notifications.notify(
+        users=_deciders(prompt.project, other_than=actor), project=prompt.project,
+        url=reverse("audit_log", args=[prompt.project.slug]),
+        text=f"{who} moved {prompt.name} production to version {version} without an approval (owner's override): {reason}",
+    )  # fmt: skip
+    logger.warning("governance.approval_overridden", prompt_id=prompt.pk, version=version, actor_id=actor.pk)
+    return f"Approval overridden by the owner {who}: {reason}"
+
+
+def _refusal(prompt: Prompt, version: int, rule: str) -> Forbidden:
+    """The rule, and where to ask for the approval it wants."""
+    return Forbidden(
+        f"{rule}: propose version {version} of {prompt.name} at {webhooks.absolute_url(_page(prompt.project))}, and another "
+        "admin or owner approves it.",
+        details={"approvals": _page(prompt.project), "version": version},
+    )  # fmt: skip
 
 
 # --- Selectors -------------------------------------------------------------------------------

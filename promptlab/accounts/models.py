@@ -20,7 +20,7 @@ class Project(models.Model):
     # in a form that could save it past the service: hence not editable.
     require_approval = models.BooleanField(
         default=False, editable=False,
-        help_text="Production moves only through an approved proposal (rollbacks and the operator's CLI excepted).",
+        help_text="Production moves only through an approved proposal (a rollback, or an owner's written override, excepted).",
     )  # fmt: skip
     history = HistoricalRecords(table_name="prompts_historicalproject", history_change_reason_field=models.TextField(null=True), excluded_fields=["created_at"])
 

@@ -1,5 +1,5 @@
 """Promotion gates: production moves to a version only after its gate experiment passes, or on
-an admin's written override; rollbacks stay one click."""
+an admin's written override; a rollback returns only to a version that still passes its gate."""
 
 import pytest
 
@@ -99,7 +99,7 @@ def test_a_pass_rate_below_the_minimum_fails_the_gate(shop, llm_server):
     assert not result.passed and result.reason == "pass rate 33.3% is below the required 50.0%"
 
 
-def test_an_admin_overrides_a_gate_with_a_written_reason_and_a_rollback_needs_none(shop, llm_server):
+def test_an_admin_overrides_a_gate_with_a_written_reason_and_a_rollback_is_gated_too(shop, llm_server):
     owner, prompt, _ = shop
     gate_with(shop, "fake answer")
 
@@ -110,8 +110,9 @@ def test_an_admin_overrides_a_gate_with_a_written_reason_and_a_rollback_needs_no
     assert not decision.passed and decision.override_reason == "Hotfix for the outage" and decision.actor == owner.user
     assert "Gate overridden (no gate experiment has been run on version 2): Hotfix for the outage" in LabelMove.objects.first().message
 
-    prompts.label_rollback(prompt=prompt, actor=owner.user, label="production")
-    assert production(prompt) == 1 and GateDecision.objects.count() == 1
+    with pytest.raises(Invalid, match="cannot roll back to version 1: it no longer passes its gate"):
+        prompts.label_rollback(prompt=prompt, actor=owner.user, label="production")
+    assert production(prompt) == 2 and GateDecision.objects.count() == 1
 
 
 def test_an_unfinished_gate_experiment_does_not_count(shop, llm_server):

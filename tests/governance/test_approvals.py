@@ -1,17 +1,19 @@
 """Approvals: an editor proposes moving production, a different admin or owner approves (the
 label moves with the approver as its mover, the gate still applying) or rejects with a
 comment; nobody decides on their own proposal; people are notified; an owner may require
-approval for every production move. And the pages: approvals, the prompt page's propose
-form, notifications and the top bar's badge."""
+approval for every production move (then only a rollback, gated, or an owner's written override
+skips it). And the pages: approvals, the prompt page's propose form, notifications and the top
+bar's badge."""
 
 import pytest
 from bs4 import BeautifulSoup
 
 from evaluations import gates
 from evaluations import services as evaluations
-from evaluations.governance import approvals
+from evaluations.governance import approvals, audit
 from evaluations.governance.models import ApprovalRequest, Notification
 from evaluations.models import GateDecision
+from experiments import services as experiments
 from experiments.models import DatasetItem
 from promptlab.accounts import services as account_services
 from promptlab.accounts.models import Role
@@ -149,19 +151,79 @@ def test_when_a_project_requires_approval_nobody_moves_production_directly(team)
     account_services.project_require_approval_set(project=team.project, actor=team.owner, required=True)
 
     for person in (team.admin, team.owner):
-        with pytest.raises(Forbidden, match="requires approval for production moves"):
+        with pytest.raises(Forbidden, match="requires an approval: propose version 2 of faq"):
             prompts.label_move(prompt=team.prompt, actor=person, label="production", version=2)
     prompts.label_move(prompt=team.prompt, actor=team.editor, label="staging", version=2)  # other labels are not governed
 
+    with pytest.raises(Forbidden, match="requires an approval: propose version 2 of faq at http://.*/approvals/"):
+        prompts.label_move(prompt=team.prompt, actor=None, label="production", version=2)  # the operator's CLI too
     approval = approvals.approval_propose(prompt=team.prompt, actor=team.admin, version=2)
     approvals.approval_approve(approval=approval, actor=team.owner)
     assert production(team.prompt) == 2
 
-    prompts.label_rollback(prompt=team.prompt, actor=team.admin, label="production")  # rollbacks stay one click
+    prompts.label_rollback(prompt=team.prompt, actor=team.admin, label="production")  # a rollback stays one click
     assert production(team.prompt) == 1
-    prompts.label_move(prompt=team.prompt, actor=None, label="production", version=2)  # the operator's CLI
-    assert production(team.prompt) == 2
+    with pytest.raises(Invalid, match="undid the one before it: rolling back would re-ship version 2"):
+        prompts.label_rollback(prompt=team.prompt, actor=team.admin, label="production")
+    with pytest.raises(Forbidden, match="requires an approval"):
+        prompts.label_move(prompt=team.prompt, actor=team.admin, label="production", version=2)
+    assert production(team.prompt) == 1
     assert team.project.history.first().history_change_reason == "Production moves need an approval"
+
+
+def test_an_owner_overrides_a_required_approval_with_a_reason_and_the_others_are_told(team):
+    account_services.project_require_approval_set(project=team.project, actor=team.owner, required=True)
+    other_owner = MembershipFactory(project=team.project, role=Role.OWNER, user__email="cto@example.com").user
+
+    with pytest.raises(Forbidden, match="Only an owner, signed in"):
+        prompts.label_move(prompt=team.prompt, actor=team.admin, label="production", version=2, override_reason="Outage")
+    with pytest.raises(Forbidden, match="Only an owner, signed in"):
+        prompts.label_move(prompt=team.prompt, actor=None, label="production", version=2, override_reason="Outage")
+    with pytest.raises(Forbidden, match="requires an approval"):
+        prompts.label_move(prompt=team.prompt, actor=team.owner, label="production", version=2, override_reason="   ")
+    assert production(team.prompt) == 1 and not Notification.objects.exists()
+
+    prompts.label_move(prompt=team.prompt, actor=team.owner, label="production", version=2, override_reason="v1 leaks order ids")
+
+    assert production(team.prompt) == 2
+    move = LabelMove.objects.filter(label="production").first()
+    assert move.actor == team.owner and move.message == "Approval overridden by the owner owner@example.com: v1 leaks order ids"
+    told = "owner@example.com moved faq production to version 2 without an approval (owner's override): v1 leaks order ids"
+    assert inbox(team.admin) == inbox(other_owner) == [told]
+    assert inbox(team.owner) == inbox(team.editor) == []
+    [entry] = [e for e in audit.audit_entries(audit.audit_rows(project=team.project), project=team.project) if e.kind == "label"
+               and e.changes[0].new == "v2"]  # fmt: skip
+    assert entry.user == team.owner and entry.reason == move.message
+
+
+def test_a_rollback_returns_only_to_a_version_that_still_passes_its_gate(team):
+    account_services.project_require_approval_set(project=team.project, actor=team.owner, required=True)
+    dataset = DatasetFactory(project=team.project)
+    DatasetItem.objects.bulk_create([DatasetItem(dataset=dataset, row=n, vars={"q": f"question {n}"}) for n in range(1, 4)])
+    says = evaluations.evaluator_create(project=team.project, actor=team.owner, name="says", kind="contains", config={"value": "question"})
+    gates.gate_set(prompt=team.prompt, actor=team.owner, dataset=dataset, evaluators=[says])
+    run_gate(team, 2)
+    approvals.approval_approve(approval=approvals.approval_propose(prompt=team.prompt, actor=team.editor, version=2), actor=team.admin)
+    assert production(team.prompt) == 2
+
+    with pytest.raises(Invalid, match="cannot roll back to version 1: it no longer passes its gate \\(no gate experiment"):
+        prompts.label_rollback(prompt=team.prompt, actor=team.admin, label="production")
+    assert production(team.prompt) == 2
+
+    run_gate(team, 1)  # against production, v2: the echoes of both pass
+    prompts.label_rollback(prompt=team.prompt, actor=team.admin, label="production")
+
+    assert production(team.prompt) == 1
+    assert LabelMove.objects.first().message.startswith("Roll back from version 2 Gate passed: pass rate 100.0%")
+    assert list(GateDecision.objects.order_by("id").values_list("version", "passed")) == [(2, True), (1, True)]
+
+
+def run_gate(team, version: int) -> None:
+    """Start the gate experiment on the version, make its calls here (the offline demo model echoes the prompt) and score them."""
+    experiment = gates.gate_experiment_start(prompt=team.prompt, version=version, actor=team.owner)
+    experiments.experiment_drain(experiment_id=experiment.pk)
+    for run_id in experiment.runs.values_list("pk", flat=True):
+        evaluations.score_run(run_id=run_id)
 
 
 # --- Pages -----------------------------------------------------------------------------------
@@ -273,7 +335,7 @@ def test_the_api_refuses_a_direct_production_move_when_approval_is_required(team
     response = api.post("/api/v1/prompts/faq/labels/", {"label": "production", "version": 2}, format="json")
 
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
-    assert "requires approval for production moves" in response.json()["error"]["message"]
+    assert "requires an approval" in response.json()["error"]["message"]
     assert production(team.prompt) == 1
 
 

@@ -10,7 +10,8 @@ from prompts.yaml_io import prompts_import
 class Command(BaseCommand):
     help = (
         "Import prompts from a folder of YAML files, one prompt per <name>.yaml. All or nothing: "
-        "one invalid file and nothing is imported. Runs as the operator, so it may move production."
+        "one invalid file and nothing is imported. Runs as the operator; where a project requires an approval "
+        "for production moves, a file that moves production is refused."
     )
 
     def add_arguments(self, parser):

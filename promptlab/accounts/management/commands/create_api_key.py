@@ -8,7 +8,8 @@ from promptlab.errors import DomainError
 class Command(BaseCommand):
     help = (
         "Create an API key for a project and print it (alone, on the last line). The secret is shown "
-        "only now: promptlab keeps only its hash. A key made here acts as the operator within its project and scopes."
+        "only now: promptlab keeps only its hash. A key made here acts as the operator within its project and scopes; "
+        "like the operator, it cannot move production in a project that requires approval."
     )
 
     def add_arguments(self, parser):
