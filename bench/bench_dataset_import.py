@@ -56,7 +56,7 @@ def run() -> list[Comparison]:
 def measure(rows: int) -> tuple[float, float, float]:
     """In a fresh interpreter: (resident-set growth, traced peak, file size) in MB for an import of `rows` rows."""
     user = get_user_model().objects.create_user(username=f"bench-import-{rows}", email=f"bench-import-{rows}@example.com")
-    project = account_services.project_create(slug=f"bench-import-{rows}", owner=user, actor=user)
+    project = account_services.project_create(slug=f"bench-import-{rows}", owner=user)
 
     def import_into(name: str, path: Path) -> int:
         dataset = datasets.dataset_create(project=project, actor=user, name=name)

@@ -14,6 +14,7 @@ from evaluations import comparison, matrix, progress, selectors, services
 from experiments import selectors as experiment_selectors
 from experiments import services as experiment_services
 from experiments.models import DatasetItem, ExperimentStatus, Run
+from promptlab.csv_cells import csv_cell
 from promptlab.errors import DomainError, Invalid
 from promptlab.htmx import page_or_fragment
 from prompts import diff
@@ -168,7 +169,7 @@ def _csv_lines(rows):
     writer = csv.writer(Line())
     yield writer.writerow(EXPORT_FIELDS)
     for row in rows:
-        yield writer.writerow([_csv_cell(row, name) for name in EXPORT_FIELDS])
+        yield writer.writerow([csv_cell(_csv_cell(row, name)) for name in EXPORT_FIELDS])
 
 
 def _csv_cell(row: dict, name: str):

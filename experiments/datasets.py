@@ -6,7 +6,10 @@ File formats
 CSV: UTF-8 (a BOM is allowed), a header row, then one item per row. By default a column named
 ``expected`` is the expected output, a column ``meta.<key>`` is the metadata key ``<key>``, a
 column ``vars.<name>`` is the variable ``<name>`` (for names that would otherwise clash), and
-every other column is a variable. Values stay strings. Blank lines are skipped.
+every other column is a variable. Values stay strings. Blank lines are skipped. A cell (or
+column name) that starts with a single quote followed by ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return loses that quote: export adds it so that spreadsheets do not run the cell as a
+formula (promptlab.csv_cells), and an exported file reads back exactly.
 
 JSONL: UTF-8, one JSON object per line; blank lines are skipped. A line with the key ``vars``
 is an item as export writes it: ``{"vars": {...}, "expected": "...", "metadata": {...}}``
@@ -63,6 +66,7 @@ from experiments import extensions, signals
 from experiments.models import Dataset, DatasetItem, Run
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Project
+from promptlab.csv_cells import csv_cell, csv_cell_read
 from promptlab.errors import Invalid, NotFound
 from promptlab.json_values import no_constant, unstorable
 
@@ -397,6 +401,7 @@ def _csv_items(lines: _Lines, targets: dict[str, Target], checks: "_Checks"):
             continue
         except _FileProblem as exc:
             problems.fatal(exc.problem)
+        fields = [csv_cell_read(field) for field in fields]  # the quote export puts before a formula-like cell
         if plan is None:
             if lines.bad:
                 problems.fatal(Problem(f"header: {lines.bad[0]}", line=line))
@@ -745,7 +750,9 @@ def dataset_export(*, dataset: Dataset, format: str, out) -> int:
     shortest first, so within an item that is the database's order), expected, the items' own
     checks (see below), then meta.<key> for every metadata key. A variable whose name would read
     back as something else is written as vars.<name>. Values that are not strings are written as
-    JSON; an item without a variable gets an empty cell (JSONL keeps both exactly).
+    JSON; an item without a variable gets an empty cell (JSONL keeps both exactly). A text cell
+    that a spreadsheet would read as a formula gets a leading quote (promptlab.csv_cells), which
+    the CSV import takes off again.
 
     Items' own checks, only when some item has them: `__expected1`..`__expected<N>` hold an
     item's assertions in order, each in promptfoo's cell syntax when reading that cell back gives
@@ -778,12 +785,14 @@ def dataset_export(*, dataset: Dataset, format: str, out) -> int:
     cells = _Cells(dataset.project)
     check_columns = [f"__expected{n}" for n in range(1, checks + 1)] + ["__metric"] * metrics + ["__threshold"] * thresholds
     writer = csv.writer(out)
-    writer.writerow([*map(_var_column, names), "expected", *check_columns, *(f"meta.{key}" for key in keys)])
+    header = [*map(_var_column, names), "expected", *check_columns, *(f"meta.{key}" for key in keys)]
+    writer.writerow(map(csv_cell, header))
     for vars, expected, metadata, assertions, threshold in items.iterator(chunk_size=EXPORT_CHUNK_SIZE):
         metric = _shared_metric(assertions)
         own = [cells.cell({**assertion, "metric": ""} if metric else assertion) for assertion in assertions]
         own += [""] * (checks - len(own)) + [metric] * metrics + ([] if not thresholds else [_threshold_cell(threshold)])
-        writer.writerow([*(_cell(vars, name) for name in names), expected, *own, *(_cell(metadata, key) for key in keys)])
+        row = [*(_cell(vars, name) for name in names), expected, *own, *(_cell(metadata, key) for key in keys)]
+        writer.writerow(map(csv_cell, row))
         count += 1
     return count
 

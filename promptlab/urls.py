@@ -33,6 +33,7 @@ urlpatterns = [
     path("api/v1/", include(api.api_urlpatterns())),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/", api.no_endpoint),  # after every endpoint: the rest of /api/ is a JSON 404
     path("", include("evaluations.governance.urls")),
     path("", include("evaluations.promptfoo.urls")),
     path("", include("evaluations.urls")),

@@ -16,6 +16,7 @@ from evaluations.governance.models import ApprovalRequest
 from promptlab.accounts import selectors as account_selectors
 from promptlab.accounts import services as account_services
 from promptlab.accounts.access import Action, role_allows
+from promptlab.csv_cells import csv_cell
 from promptlab.errors import DomainError, Invalid
 from promptlab.htmx import page_or_fragment, wants_fragment
 from prompts import selectors as prompt_selectors
@@ -169,11 +170,6 @@ class _Echo:
 CSV_HEADER = ["time", "user", "type", "object", "action", "changes", "reason"]
 
 
-def _cell(value: str) -> str:
-    """A cell a spreadsheet shows as text: one that starts like a formula is quoted."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 @require_GET
 @login_required
 def audit_export(request, slug: str):
@@ -192,7 +188,7 @@ def audit_export(request, slug: str):
         while chunk := list(rows[offset:offset + EXPORT_CHUNK]):
             for entry in audit.audit_entries(chunk, project=project):
                 user = (entry.user.email or entry.user.get_username()) if entry.user else "(operator)"
-                yield writer.writerow([_cell(value) for value in (
+                yield writer.writerow([csv_cell(value) for value in (
                     entry.at.isoformat(timespec="seconds"), user, entry.kind_label, entry.title, entry.action, entry.changes_text, entry.reason,
                 )])  # fmt: skip
             offset += EXPORT_CHUNK

@@ -10,8 +10,10 @@ A key authenticates as an `ApiCaller`; the services are called with `api_key_act
 the key's creator, marked with the key, so that `promptlab.accounts.access` gives it its creator's
 role in the key's project and no role anywhere else. Scopes say which operations a key may
 call at all; the role still decides each write (moving `production` needs a key made by an
-admin). A key made by the operator's CLI has no creator and acts as the operator, within
-its project and scopes.
+admin). A key works only while its creator is active and a member of its project: that is
+part of the key's cached record, which is forgotten the moment the creator is saved or deleted
+or their membership changes. A key made by the operator's CLI has no creator and acts as the
+operator, within its project and scopes, until it is revoked.
 """
 
 import hashlib
@@ -26,11 +28,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from promptlab.accounts.access import Action, authorize
-from promptlab.accounts.models import ApiKey, ApiKeyScope, Project
+from promptlab.accounts.models import ApiKey, ApiKeyScope, Membership, Project
 from promptlab.errors import Invalid
 
 logger = structlog.get_logger(__name__)
@@ -110,6 +113,7 @@ class KeyRecord:
     operator: bool
     revoked: bool
     last_used_at: float | None  # epoch seconds
+    creator_problem: str | None  # why the creator can no longer lend the key their access
 
 
 def _cache_key(prefix: str) -> str:
@@ -138,7 +142,7 @@ def _record(prefix: str) -> KeyRecord | None:
         id=key.pk, prefix=key.prefix, project_id=key.project_id, project_slug=key.project.slug, secret_hash=key.secret_hash,
         scopes=tuple(key.scopes),
         created_by_id=key.created_by_id, operator=key.operator, revoked=key.revoked,
-        last_used_at=key.last_used_at.timestamp() if key.last_used_at else None,
+        last_used_at=key.last_used_at.timestamp() if key.last_used_at else None, creator_problem=_creator_problem(key),
     )  # fmt: skip
     if use_cache:
         try:
@@ -171,13 +175,45 @@ def _touch(record: KeyRecord) -> None:
         ApiKey.objects.filter(pk=record.id).update(last_used_at=timezone.now())
 
 
+def _creator_problem(key: ApiKey) -> str | None:
+    """Why the key's creator can no longer lend it their access, if they cannot: a key works only
+    while the person who made it is active and in its project (a superuser is in every project).
+    A key of the operator's CLI has no creator: it works until it is revoked."""
+    if key.operator:
+        return None
+    creator = key.created_by_id and (
+        get_user_model().objects.filter(pk=key.created_by_id)
+        .annotate(member=Exists(Membership.objects.filter(project_id=key.project_id, user_id=OuterRef("pk"))))
+        .values("is_active", "is_superuser", "member").first()
+    )  # fmt: skip
+    if not creator:
+        return "the person who created it has been deleted"
+    if not creator["is_active"]:
+        return "the person who created it has been deactivated"
+    if not (creator["member"] or creator["is_superuser"]):
+        return f"the person who created it is no longer a member of project {key.project.slug}"
+    return None
+
+
+def forget_keys_of(*, user_id: int, project_id: int | None = None) -> None:
+    """The keys a person created (in one project, or all) are checked afresh on their next request,
+    now and once the change commits: their creator was saved or deleted, or their membership changed."""
+    keys = ApiKey.objects.filter(created_by_id=user_id)
+    if project_id is not None:
+        keys = keys.filter(project_id=project_id)
+    prefixes = list(keys.values_list("prefix", flat=True))
+    for prefix in prefixes:
+        _forget(prefix)
+    transaction.on_commit(lambda: [_forget(prefix) for prefix in prefixes])
+
+
 def api_key_actor(record: KeyRecord):
     """The actor services see for a key: its creator, marked with the key (see promptlab.accounts.access),
     or None for a key made by the operator's CLI."""
     if record.operator:
         return None
     user = record.created_by_id and get_user_model().objects.filter(pk=record.created_by_id).first()
-    if not user:  # the creator was deleted: the key can still read, but no longer write
+    if not user:  # deleted since the request was authenticated: no role anywhere
         return ApiCaller(record)
     user.api_key = record
     return user
@@ -222,6 +258,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         record = api_key_verify(raw)
         if record is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        if record.creator_problem:
+            raise exceptions.AuthenticationFailed(
+                f"This API key no longer works: {record.creator_problem}. An admin of project {record.project_slug} can make a new one."
+            )
         return ApiCaller(record), record
 
     def authenticate_header(self, request):
@@ -278,3 +318,23 @@ class KeyRateThrottle(throttling.BaseThrottle):
 
     def wait(self):
         return max(1.0, self.retry_after)
+
+
+def _creator_changed(sender, instance, **kwargs) -> None:
+    """A person was saved (deactivated, say) or is about to be deleted: their keys are checked afresh."""
+    forget_keys_of(user_id=instance.pk)
+
+
+def _membership_changed(sender, instance, **kwargs) -> None:
+    """A membership was saved or deleted: its person's keys in that project are checked afresh."""
+    forget_keys_of(user_id=instance.user_id, project_id=instance.project_id)
+
+
+def connect_signals() -> None:
+    from django.db.models.signals import post_delete, post_save, pre_delete
+
+    user_model = get_user_model()
+    post_save.connect(_creator_changed, sender=user_model, dispatch_uid="api_keys.creator_saved")
+    pre_delete.connect(_creator_changed, sender=user_model, dispatch_uid="api_keys.creator_deleted")  # before its keys lose it
+    post_save.connect(_membership_changed, sender=Membership, dispatch_uid="api_keys.membership_saved")
+    post_delete.connect(_membership_changed, sender=Membership, dispatch_uid="api_keys.membership_deleted")

@@ -12,7 +12,7 @@ from django.urls import reverse
 from promptlab.accounts import selectors
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Membership, Project, Role
-from promptlab.errors import Invalid
+from promptlab.errors import Forbidden, Invalid
 
 logger = structlog.get_logger(__name__)
 
@@ -53,7 +53,10 @@ def user_invite(*, email: str) -> tuple:
 
 @transaction.atomic
 def project_create(*, slug: str, name: str = "", owner=None, actor=None) -> Project:
-    """Create a project; `owner` (default: the actor) becomes its first owner."""
+    """Create a project; `owner` (default: the actor) becomes its first owner. Only the operator
+    (no actor: the CLI) and superusers create projects."""
+    if actor is not None and not actor.is_superuser:
+        raise Forbidden("Only a superuser creates projects; ask your operator, who can also run manage.py create_project.")
     try:
         validate_slug(slug)
     except ValidationError:

@@ -86,7 +86,7 @@ def test_a_viewer_gets_a_read_only_page(client):
 
 
 def test_creating_a_project_in_the_admin_makes_the_creator_owner(client):
-    creator = UserFactory(is_staff=True)
+    creator = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(creator)
 
     response = client.post(f"{CHANGELIST}add/", {"name": "Support bot", "slug": "support-bot"})
@@ -95,6 +95,19 @@ def test_creating_a_project_in_the_admin_makes_the_creator_owner(client):
     project = Project.objects.get(slug="support-bot")
     assert Membership.objects.get(project=project).user == creator
     assert Membership.objects.get(project=project).role == Role.OWNER
+
+
+def test_only_superusers_may_add_projects(client):
+    owner = MembershipFactory(role=Role.OWNER, user=UserFactory(is_staff=True))
+    client.force_login(owner.user)
+
+    changelist = BeautifulSoup(client.get(CHANGELIST).content, "html.parser")
+    response = client.post(f"{CHANGELIST}add/", {"name": "Side project", "slug": "side-project"})
+
+    assert changelist.select("td.field-slug") and not changelist.select(f'a.addlink[href="{CHANGELIST}add/"]')
+    assert response.status_code == 403 and not Project.objects.filter(slug="side-project").exists()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    assert BeautifulSoup(client.get(CHANGELIST).content, "html.parser").select(f'a.addlink[href="{CHANGELIST}add/"]')
 
 
 def test_an_admin_invites_a_member_from_the_inline(client):

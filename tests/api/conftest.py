@@ -74,7 +74,8 @@ def error_of(response) -> dict:
 
 @pytest.fixture
 def read(api, django_assert_num_queries):
-    """GET the URL, and again in exactly `queries` queries (the key's record and last use are cached after the first request)."""
+    """GET the URL, and again in exactly `queries` queries (the key's record, its creator's standing and its
+    last use are cached after the first request)."""
 
     def read(url: str, queries: int) -> None:
         api.get(url)

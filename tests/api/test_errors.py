@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from rest_framework.test import APIClient
 
 from tests.api.conftest import error_of
 
@@ -52,11 +53,33 @@ def test_a_wrong_method_is_405(api, prompt):
     assert error_of(response)["code"] == "method_not_allowed"
 
 
-def test_an_unknown_api_url_is_a_json_404(api):
-    response = api.get("/api/v1/nothing-here/")
+@pytest.mark.parametrize("debug", [False, True])  # with DEBUG on, Django's own 404 page is HTML
+@pytest.mark.parametrize("url", ["/api/v1/nothing-here/", "/api/v1/calls/not-a-uuid/", "/api/v1/prompts/greet/versions/0/",
+                                 "/api/v1/experiments/AAA/", "/api/nothing/"])  # fmt: skip
+def test_an_unknown_or_malformed_api_url_is_a_json_404(api, settings, debug, url):
+    settings.DEBUG = debug
+
+    response = api.get(url)
+
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    error = error_of(response)
+    assert error["code"] == "not_found" and error["message"] == f"No endpoint at {url}."
+
+
+def test_a_post_to_an_unknown_api_url_is_a_json_404_not_a_csrf_refusal(make_key):
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key()}")
+
+    response = client.post("/api/v1/nothing-here/", {"x": 1}, format="json")
+
+    assert response.status_code == 404 and error_of(response)["code"] == "not_found"
+
+
+def test_an_api_url_without_its_trailing_slash_is_a_404_that_says_so(api):
+    response = api.get("/api/v1/prompts")
 
     assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    assert error_of(response)["message"] == "No endpoint at /api/v1/prompts. API URLs end with a slash: /api/v1/prompts/."
 
 
 def test_field_errors_are_listed_by_field(api, prompt):
@@ -80,7 +103,3 @@ def test_an_empty_body_is_400_naming_the_required_field(api, prompt):
 
     assert response.status_code == 400
     assert "label" in error_of(response)["details"]
-
-
-def test_a_call_id_that_is_not_a_uuid_is_404(api):
-    assert api.get("/api/v1/calls/123/").status_code == 404

@@ -1,7 +1,9 @@
 """Schemathesis (v4) against the app's own OpenAPI schema, in process over WSGI: for every
 operation, a bounded number of generated requests (valid ones and, in negative mode, ones
 the schema forbids) made with a valid API key, checking that none answers 5xx and that
-every documented response matches its schema.
+every answer, 4xx included, has a documented status and content type and matches its schema.
+It runs with DEBUG on, as a development server does: there Django answers an unmatched URL
+(a call id that is not a UUID, version 0) with an HTML page unless promptlab answers it.
 
 Path parameters are mostly pointed at objects that exist, so the requests reach the code
 behind the 404s. Tasks run eagerly and the prompt uses the offline demo model, so invoke
@@ -17,8 +19,9 @@ import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis.configuration import set_hypothesis_home_dir
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from experiments.models import DatasetItem
 from promptlab.accounts import api_keys
@@ -31,6 +34,7 @@ from tests.factories import DatasetFactory, ExperimentFactory, MembershipFactory
 
 pytestmark = [pytest.mark.schemathesis, pytest.mark.django_db(transaction=True)]
 EXAMPLES = 15
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "promptlab-hypothesis")  # not a .hypothesis folder in the checkout
 
 
@@ -40,7 +44,9 @@ def _load_schema():
     # private attribute that pytest 9 no longer has.
     from promptlab.wsgi import application
 
-    return schemathesis.openapi.from_wsgi("/api/schema/", application)
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+    schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+    return schema
 
 
 schema = _load_schema()
@@ -52,6 +58,7 @@ def existing(settings):
     from promptlab.celery import app
 
     settings.API_RATE_LIMIT_PER_MINUTE = 0
+    settings.DEBUG = True  # see the module's docstring
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
     owner = MembershipFactory(role=Role.OWNER)
@@ -94,6 +101,4 @@ def _point_at_existing(case, existing) -> None:
 def test_the_api_conforms_to_its_schema_and_never_answers_5xx(case, existing):
     _point_at_existing(case, existing)
 
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {existing['secret']}"}, checks=[not_a_server_error, response_schema_conformance]
-    )
+    case.call_and_validate(headers={"Authorization": f"Bearer {existing['secret']}"}, checks=CHECKS)

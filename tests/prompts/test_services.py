@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_project_create_makes_the_actor_owner_and_staff():
-    actor = UserFactory()
+    actor = UserFactory(is_superuser=True)
 
     project = account_services.project_create(slug="support-bot", name="Support bot", actor=actor)
 
@@ -129,3 +129,10 @@ def test_project_delete_needs_an_owner():
     with pytest.raises(Forbidden):
         account_services.project_delete(project=admin.project, actor=admin.user)
     assert Project.objects.filter(pk=admin.project.pk).exists()
+
+
+def test_only_a_superuser_creates_a_project():
+    with pytest.raises(Forbidden, match="Only a superuser creates projects"):
+        account_services.project_create(slug="side-project", actor=UserFactory())
+
+    assert not Project.objects.filter(slug="side-project").exists()

@@ -131,7 +131,9 @@ class ProjectAdmin(admin.ModelAdmin):
         return self.has_module_permission(request) and (obj is None or can(request.user, obj, Action.VIEW))
 
     def has_add_permission(self, request):
-        return self.has_module_permission(request)
+        # Projects are made by superusers here, or by the operator (create_project); members
+        # manage the projects they are in (docs/operator-guide/people-and-projects.md).
+        return self.has_module_permission(request) and request.user.is_superuser
 
     def has_change_permission(self, request, obj=None):
         return self.has_module_permission(request) and (obj is None or can(request.user, obj, Action.MANAGE))
