@@ -20,6 +20,7 @@ from evaluations.models import Score, ScoreStatus
 from experiments import services as experiments
 from experiments.extensions import ForecastPart, PlannedRun
 from experiments.models import Experiment, Run
+from promptlab import dispatch
 from promptlab.errors import DomainError
 from promptlab.llm.estimates import USD_STEP, CallEstimate
 
@@ -68,7 +69,7 @@ def budget_scores_reopen(*, experiment_id: int) -> int:
     errored = Score.objects.filter(run__experiment_id=experiment_id, status=ScoreStatus.ERRORED, error_kind="budget")
     reopened = errored.update(retryable=True)
     if reopened:
-        tasks.rescore_experiment.delay_on_commit(experiment_id, None, False)
+        dispatch.send_on_commit(tasks.rescore_experiment, experiment_id, None, False)
     return reopened
 
 

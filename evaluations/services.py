@@ -5,7 +5,6 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 
 import structlog
@@ -13,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from evaluations import budget, grading, kinds, selectors
@@ -21,7 +20,8 @@ from evaluations.kinds import RunContext, ScoreError
 from evaluations.kinds.base import user_input
 from evaluations.models import RATING_VALUES, Evaluator, ExperimentEvaluator, HumanRating, RatingScale, Score, ScoreStatus
 from experiments import services as experiments
-from experiments.models import Experiment, Run, RunStatus
+from experiments.models import Experiment, ExperimentStatus, Run, RunStatus
+from promptlab import dispatch, leases, sweeper
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Project
 from promptlab.errors import DomainError, Invalid
@@ -29,8 +29,6 @@ from promptlab.llm.errors import GatewayError
 
 logger = structlog.get_logger(__name__)
 
-# A claimed score is another task's until then; longer than the scoring task's hard time limit.
-SCORE_LEASE_SECONDS = 360
 RESCORE_CHUNK = 50  # runs per scoring task when a whole experiment is (re)scored
 EVALUATOR_FIELDS = {"description", "kind", "config", "weight", "threshold", "inverted", "enabled"}
 MAX_COMMENT_CHARS = 5000
@@ -256,7 +254,8 @@ def score_run(*, run_id: int, evaluator_ids: list[int] | None = None, retry_erro
         if claim == "held":
             retry.append(evaluator.pk)
             continue
-        fields, wait = _evaluate(evaluator, context, claim=claim, run=run)
+        with leases.held(_owned(claim)):  # renewed while a judge answers: no other task scores it meanwhile
+            fields, wait = _evaluate(evaluator, context, claim=claim, run=run)
         _record(claim, run, fields)
         if fields["status"] == ScoreStatus.OK:
             ok += 1
@@ -288,7 +287,7 @@ def _claim(run: Run, evaluator: Evaluator, *, retry_errors: bool):
     """The score row this call now owns (pending), "held" when another task owns it, or None
     when it is already scored."""
     now = timezone.now()
-    lease = now + timedelta(seconds=SCORE_LEASE_SECONDS)
+    lease = leases.lease_end()
     score, created = Score.objects.get_or_create(
         run=run, evaluator=evaluator, evaluator_version=evaluator.version,
         defaults={"status": ScoreStatus.PENDING, "attempts": 1, "lease_until": lease},
@@ -356,12 +355,15 @@ def _errored(kind: str, message: str, *, retryable: bool = False, cost=None) -> 
     }  # fmt: skip
 
 
+def _owned(claim: Score):
+    """The score, while this claim still owns it."""
+    return Score.objects.filter(pk=claim.pk, status=ScoreStatus.PENDING, attempts=claim.attempts)
+
+
 @transaction.atomic
 def _record(claim: Score, run: Run, fields: dict) -> None:
     """Write the result while this call still owns the score, and settle its hold on the budget."""
-    if Score.objects.filter(pk=claim.pk, status=ScoreStatus.PENDING, attempts=claim.attempts).update(
-        lease_until=None, updated_at=timezone.now(), reserved_usd=0, **fields
-    ):
+    if _owned(claim).update(lease_until=None, updated_at=timezone.now(), reserved_usd=0, **fields):
         experiments.budget_settle(experiment_id=run.experiment_id, reserved=claim.reserved_usd, cost=fields["cost_usd"])
 
 
@@ -375,13 +377,12 @@ def score_runs(*, run_ids: list[int], evaluator_ids: list[int] | None = None, re
     deadline = time.monotonic() + time_budget_s
     for position, run_id in enumerate(run_ids):
         if time.monotonic() > deadline:
-            tasks.score_runs.delay(run_ids[position:], evaluator_ids, retry_errors)
+            dispatch.send(tasks.score_runs, run_ids[position:], evaluator_ids, retry_errors)
             return
         outcome = score_run(run_id=run_id, evaluator_ids=evaluator_ids, retry_errors=retry_errors, settle=False)
         if outcome.retry_ids:
-            tasks.score_run.apply_async(
-                args=(run_id, list(outcome.retry_ids), False), countdown=tasks.retry_countdown(0, outcome.retry_after)
-            )
+            dispatch.send(tasks.score_run, run_id, list(outcome.retry_ids), False,
+                          countdown=tasks.retry_countdown(0, outcome.retry_after))  # fmt: skip
     for experiment_id in Run.objects.filter(pk__in=run_ids).values_list("experiment_id", flat=True).distinct():
         experiments.experiment_scored_if_done(experiment_id=experiment_id)
 
@@ -414,7 +415,23 @@ def experiment_rescore(*, experiment: Experiment, actor, evaluators: list[Evalua
 def _enqueue_rescore(experiment: Experiment, evaluator_ids: list[int] | None, *, retry_errors: bool) -> None:
     from evaluations import tasks
 
-    tasks.rescore_experiment.delay_on_commit(experiment.pk, evaluator_ids, retry_errors)
+    dispatch.send_on_commit(tasks.rescore_experiment, experiment.pk, evaluator_ids, retry_errors)
+
+
+@sweeper.recovery
+def scoring_recover(stale_before) -> int:
+    """Score again the experiments whose scores stopped coming (their messages were lost with the
+    broker): scoring, with no run finished and no score written since `stale_before`, nor one in flight.
+    Only what has no score yet is computed. Returns how many experiments."""
+    recent = Q(finished_at__gt=stale_before) | Q(scores__updated_at__gt=stale_before) | Q(scores__lease_until__gt=timezone.now())
+    stalled = Experiment.objects.filter(status=ExperimentStatus.SCORING).exclude(
+        Exists(Run.objects.filter(recent, experiment=OuterRef("pk")))
+    )
+    count = 0
+    for experiment in stalled:
+        _enqueue_rescore(experiment, None, retry_errors=False)
+        count += 1
+    return count
 
 
 def experiment_rescore_fan_out(*, experiment_id: int, evaluator_ids: list[int] | None, retry_errors: bool) -> int:
@@ -426,10 +443,10 @@ def experiment_rescore_fan_out(*, experiment_id: int, evaluator_ids: list[int] |
     for run_id in run_ids.iterator(chunk_size=2000):
         chunk.append(run_id)
         if len(chunk) == RESCORE_CHUNK:
-            tasks.score_runs.delay(chunk, evaluator_ids, retry_errors)
+            dispatch.send(tasks.score_runs, chunk, evaluator_ids, retry_errors)
             chunk, enqueued = [], enqueued + 1
     if chunk:
-        tasks.score_runs.delay(chunk, evaluator_ids, retry_errors)
+        dispatch.send(tasks.score_runs, chunk, evaluator_ids, retry_errors)
         enqueued += 1
     return enqueued
 

@@ -8,14 +8,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 import structlog
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Min, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from experiments import extensions, signals
 from experiments.datasets import missing_variables
 from experiments.models import Dataset, Experiment, ExperimentStatus, Run, RunStatus, Variant
+from promptlab import dispatch, leases, sweeper
 from promptlab.accounts.access import Action, authorize
 from promptlab.errors import DomainError, Invalid, validated
 from promptlab.llm import catalog, estimates, gateway
@@ -163,7 +163,7 @@ def _enqueue(experiment: Experiment) -> None:
     from experiments.tasks import experiment_drain
 
     for _ in range(experiment.concurrency):
-        experiment_drain.delay_on_commit(experiment.pk)
+        dispatch.send_on_commit(experiment_drain, experiment.pk)
 
 
 @dataclass(frozen=True)
@@ -244,19 +244,17 @@ def run_claim(*, experiment_id: int) -> Run | None:
     """Claim the next pending run of a running experiment, or one whose lease expired (its
     worker died), with a compare-and-set: two workers never hold the same run. On PostgreSQL
     the rows other workers are claiming are skipped (SKIP LOCKED), so many workers claiming
-    at once do not all race for the same row."""
-    now = timezone.now()
-    claimable = Q(status=RunStatus.PENDING) | Q(status=RunStatus.RUNNING, lease_until__lt=now)
+    at once do not all race for the same row. The lease is renewed while the run executes."""
     while True:
         with transaction.atomic():
             candidate = (
-                Run.objects.filter(claimable, experiment_id=experiment_id, experiment__status=ExperimentStatus.RUNNING)
+                Run.objects.filter(leases.claimable(), experiment_id=experiment_id, experiment__status=ExperimentStatus.RUNNING)
                 .select_related("experiment", "variant__prompt", "variant__endpoint", "item")
                 .select_for_update(skip_locked=True, of=("self",)).order_by("id").first()
             )  # fmt: skip
             if candidate is None:
                 return None
-            lease_until = now + timedelta(seconds=settings.EXPERIMENT_RUN_LEASE_SECONDS)
+            lease_until = leases.lease_end()
             won = Run.objects.filter(id=candidate.id, status=candidate.status, claims=candidate.claims).update(
                 status=RunStatus.RUNNING, lease_until=lease_until, claims=F("claims") + 1, reserved_usd=0
             )
@@ -271,9 +269,14 @@ def run_claim(*, experiment_id: int) -> Run | None:
 
 def run_execute(*, run: Run, versions: dict | None = None) -> Run:
     """Render and call the model for a claimed run, within the experiment's budget; record the result.
+    The run's lease is renewed meanwhile: however slow the call, no other worker takes the run over.
     `versions` keeps the frozen prompt versions a drain has read already (they never change)."""
+    with leases.held(_claimed(run)):
+        return _execute(run, {} if versions is None else versions)
+
+
+def _execute(run: Run, versions: dict) -> Run:
     variant = run.variant
-    versions = {} if versions is None else versions
     if (record := versions.get(variant.pk)) is None:
         record = versions[variant.pk] = selectors.prompt_version(prompt=variant.prompt, version=variant.version)
     try:
@@ -464,18 +467,27 @@ def experiment_drain(*, experiment_id: int, time_budget_s: float = 240) -> int:
     else:
         from experiments.tasks import experiment_drain as task
 
-        task.delay(experiment_id)  # more to do: continue in a fresh task
+        dispatch.send(task, experiment_id)  # more to do: continue in a fresh task
     logger.info("experiments.drained", experiment_id=experiment_id, runs=done, worker=socket.gethostname())
     return done
 
 
-def experiments_recover() -> int:
-    """Enqueue drains for every running experiment that still has open runs; returns how many."""
-    running = Experiment.objects.filter(
-        status=ExperimentStatus.RUNNING, runs__status__in=[RunStatus.PENDING, RunStatus.RUNNING]
-    ).distinct()
+@sweeper.recovery
+def experiments_recover(stale_before=None) -> int:
+    """Enqueue drains for running experiments that still have open runs: every one (a worker that
+    starts), or, for the sweeper, those with no sign of a drain since `stale_before`: no run in
+    flight (a live drain renews its lease) and none finished since; the sweeper also finishes
+    one whose last drain died after its last run. Returns how many were enqueued."""
+    running = Experiment.objects.filter(status=ExperimentStatus.RUNNING)
+    open_runs = Run.objects.filter(experiment=OuterRef("pk"), status__in=[RunStatus.PENDING, RunStatus.RUNNING])
+    stalled = running.filter(Exists(open_runs))
+    if stale_before is not None:
+        alive = Q(status=RunStatus.RUNNING, lease_until__gt=timezone.now()) | Q(finished_at__gt=stale_before)
+        stalled = stalled.filter(started_at__lt=stale_before).exclude(Exists(Run.objects.filter(alive, experiment=OuterRef("pk"))))
+        for experiment_id in running.filter(started_at__lt=stale_before).exclude(Exists(open_runs)).values_list("pk", flat=True):
+            experiment_finish_if_done(experiment_id=experiment_id)
     count = 0
-    for experiment in running:
+    for experiment in stalled:
         _enqueue(experiment)
         count += 1
     return count

@@ -1,14 +1,17 @@
 """The Celery app. Its settings are the CELERY_* names in promptlab.settings.
 
-Tasks are DjangoTask, so `task.delay_on_commit(...)` enqueues only once the surrounding
-transaction has committed: a worker never sees an id whose row is not there yet.
+Tasks are sent through promptlab.dispatch (`send_on_commit` once the surrounding transaction
+has committed, so a worker never sees an id whose row is not there yet), which never lets a
+broker outage fail the write that wanted the work; promptlab.sweeper sends lost work again.
 """
 
 import os
 
 import structlog
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_ready
+
+from promptlab import sweeper
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "promptlab.settings")
 
@@ -26,3 +29,9 @@ def _bind_task_context(task_id=None, task=None, **_):
 @task_postrun.connect
 def _clear_task_context(**_):
     structlog.contextvars.clear_contextvars()
+
+
+@worker_ready.connect
+def _start_sweeper(**_):
+    """Every worker sends again, every SWEEP_SECONDS, the work whose message was lost."""
+    sweeper.start()

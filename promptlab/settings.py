@@ -122,21 +122,30 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and broker -----------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", dev_default(None))
+# Redis is an accelerator, never a single point of failure: while it is unreachable the
+# cache serves from each process's memory (promptlab.redis_cache), sends are left to the
+# sweeper (promptlab.dispatch, promptlab.sweeper), and every read comes from PostgreSQL.
+REDIS_SOCKET_TIMEOUT_SECONDS = env("REDIS_SOCKET_TIMEOUT_SECONDS", 0.5, cast=float)
+REDIS_RETRY_SECONDS = env("REDIS_RETRY_SECONDS", 5.0, cast=float)  # after a failure, Redis is not asked for this long
+REDIS_FALLBACK_SECONDS = env("REDIS_FALLBACK_SECONDS", 5.0, cast=float)  # the longest anything is kept in memory meanwhile
+BROKER_RETRY_SECONDS = env("BROKER_RETRY_SECONDS", 5.0, cast=float)  # after a failed send, sends wait for the sweeper this long
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "promptlab.redis_cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "promptlab",
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            "OPTIONS": {"socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS, "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_CONNECTION_TIMEOUT = 2
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # A message not acknowledged within this time is delivered again, so it must
         # exceed the hard time limit of the longest task.
         "visibility_timeout": 3600,
         "socket_connect_timeout": 2,
+        "socket_timeout": 5,  # above the worker's 1 s blocking pop; a hanging broker fails a send within it
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -171,8 +180,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- LLM gateway ------------------------------------------------------------------------
-# Hosts that a model endpoint's api_base may point at (fnmatch patterns); the SSRF guard.
-PROMPTLAB_API_BASE_HOSTS = env("PROMPTLAB_API_BASE_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost"], cast=as_list)
+# Hosts that model calls may reach (fnmatch patterns): an endpoint's api_base, or its provider's
+# public host when api_base is empty (promptlab.llm.outbound, the SSRF guard). A private, loopback
+# or link-local address is reached only when its host or the address is listed exactly, so the
+# development default "*" admits public hosts by name and this machine through its two entries.
+PROMPTLAB_API_BASE_HOSTS = env("PROMPTLAB_API_BASE_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "*"], cast=as_list)
+# An endpoint's api_key_env must start with this, so no other variable (DATABASE_URL...) is sent as a key.
+PROMPTLAB_KEY_ENV_PREFIX = env("PROMPTLAB_KEY_ENV_PREFIX", "PROMPTLAB_KEY_")
 GATEWAY_BREAKER_FAILURES = env("GATEWAY_BREAKER_FAILURES", 5, cast=int)
 GATEWAY_BREAKER_COOLDOWN_SECONDS = env("GATEWAY_BREAKER_COOLDOWN_SECONDS", 30.0, cast=float)
 GATEWAY_BACKOFF_SECONDS = env("GATEWAY_BACKOFF_SECONDS", 0.5, cast=float)
@@ -180,13 +194,21 @@ GATEWAY_BACKOFF_MAX_SECONDS = env("GATEWAY_BACKOFF_MAX_SECONDS", 20.0, cast=floa
 GATEWAY_LIMIT_WAIT_SECONDS = env("GATEWAY_LIMIT_WAIT_SECONDS", 30.0, cast=float)
 GATEWAY_RESPONSE_CACHE_SECONDS = env("GATEWAY_RESPONSE_CACHE_SECONDS", 86400, cast=int)
 
-# How long a worker holds a claimed run before another may take it over (its worker died).
-EXPERIMENT_RUN_LEASE_SECONDS = env("EXPERIMENT_RUN_LEASE_SECONDS", 600, cast=int)
+# Lost messages are sent again (promptlab.sweeper): every worker looks every SWEEP_SECONDS
+# for work with no sign of life for SWEEP_STALE_SECONDS.
+SWEEP_SECONDS = env("SWEEP_SECONDS", 30.0, cast=float)
+SWEEP_STALE_SECONDS = env("SWEEP_STALE_SECONDS", 60.0, cast=float)
+
+# The lease on a claimed run, invoke or playground call, or score (promptlab.leases): a live worker
+# renews it every third of it while the call is in flight; past it, the worker died and another takes over.
+LLM_CALL_LEASE_SECONDS = env("LLM_CALL_LEASE_SECONDS", 60, cast=int)
 
 # --- Webhooks (evaluations.governance.webhooks) -------------------------------------------
 # Hosts a webhook URL may point at (fnmatch patterns): nothing else is ever called, so no
 # internal address is reachable unless an operator lists it. Deliveries run on "default".
 PROMPTLAB_WEBHOOK_HOSTS = env("PROMPTLAB_WEBHOOK_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost"], cast=as_list)
+# Ports a webhook URL may use ("*": any); development allows any, for local receivers.
+PROMPTLAB_WEBHOOK_PORTS = env("PROMPTLAB_WEBHOOK_PORTS", ["80", "443"] if PRODUCTION else ["*"], cast=as_list)
 WEBHOOK_TIMEOUT_SECONDS = env("WEBHOOK_TIMEOUT_SECONDS", 10.0, cast=float)
 WEBHOOK_MAX_ATTEMPTS = env("WEBHOOK_MAX_ATTEMPTS", 8, cast=int)
 WEBHOOK_BACKOFF_SECONDS = env("WEBHOOK_BACKOFF_SECONDS", 30.0, cast=float)
@@ -196,6 +218,12 @@ WEBHOOK_BACKOFF_MAX_SECONDS = env("WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0, cast=fl
 PROMPT_RENDER_MAX_CHARS = env("PROMPT_RENDER_MAX_CHARS", 200_000, cast=int)
 PROMPT_RENDER_MAX_ITEMS = env("PROMPT_RENDER_MAX_ITEMS", 10_000, cast=int)
 PROMPT_RENDER_TIMEOUT_SECONDS = env("PROMPT_RENDER_TIMEOUT_SECONDS", 2.0, cast=float)
+# Renders at once per process; beyond it a render waits 1 s for a slot, then answers 503 render_busy.
+PROMPT_RENDER_CONCURRENCY = env("PROMPT_RENDER_CONCURRENCY", 2, cast=int)
+
+# --- User regular expressions (promptlab.patterns) --------------------------------------
+# Longest search of a user's pattern on one output; past it the score is errored and not retried.
+USER_REGEX_TIMEOUT_SECONDS = env("USER_REGEX_TIMEOUT_SECONDS", 1.0, cast=float)
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -6,6 +6,7 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
+from promptlab import dispatch
 from promptlab.errors import Unavailable
 from promptlab.models import WorkerPing
 
@@ -16,7 +17,7 @@ def worker_ping_send() -> WorkerPing:
     from promptlab.tasks import worker_ping_answer
 
     ping = WorkerPing.objects.create()
-    worker_ping_answer.delay_on_commit(str(ping.id))
+    dispatch.send_on_commit(worker_ping_answer, str(ping.id))
     return ping
 
 

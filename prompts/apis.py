@@ -17,6 +17,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from promptlab import dispatch
 from promptlab.accounts.project_api import ProjectApi
 from promptlab.api import SLUG, ErrorSerializer, named_in_body, page_of, paged
 from promptlab.errors import Invalid
@@ -259,7 +260,8 @@ class LabelMoveSerializer(serializers.Serializer):
     message = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     override_reason = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=2000,
-        help_text="An admin's written reason to move production although its promotion gate did not pass.",
+        help_text="A written reason to move production anyway: an admin's past a promotion gate that did not pass, "
+        "an owner's (signed in, not with an API key) without a required approval.",
     )  # fmt: skip
 
     def validate(self, data):
@@ -419,7 +421,9 @@ class RenderApi(ProjectApi):
     required_scope = "render"
 
     @extend_schema(
-        operation_id="prompts_render", request=RenderSerializer, responses={200: RenderedSerializer},
+        operation_id="prompts_render", request=RenderSerializer,
+        responses={200: RenderedSerializer, 503: OpenApiResponse(ErrorSerializer, description="Every render slot of the "
+                   "server stayed busy (code render_busy): try again after Retry-After seconds.")},
         description="Render the prompt at a label (default production) or version with the variables. "
         "Missing variables answer 400 with code missing_variables and their names in details.missing.",
     )  # fmt: skip
@@ -441,8 +445,11 @@ class InvokeApi(ProjectApi):
         operation_id="prompts_invoke", request=InvokeSerializer,
         responses={
             200: CallSerializer,
+            202: OpenApiResponse(CallSerializer, description="Recorded, not yet sent: the broker is unreachable, and "
+                                 "the call is made once it is back. GET calls/{id}/ for its result."),
             502: OpenApiResponse(ErrorSerializer, description="The model failed (details.call_id names the logged call)."),
-            503: OpenApiResponse(ErrorSerializer, description="The model stayed unavailable after retries (details.call_id)."),
+            503: OpenApiResponse(ErrorSerializer, description="The model stayed unavailable after retries (details.call_id), "
+                                 "or every render slot stayed busy (code render_busy, with Retry-After)."),
             504: OpenApiResponse(ErrorSerializer, description="Not finished in time: GET calls/{details.call_id}/ later."),
         },
         description="Render the prompt and call its model through a worker; the call is logged. On timeout: 504 "
@@ -456,6 +463,8 @@ class InvokeApi(ProjectApi):
         call = services.prompt_call_create(
             prompt=prompt, actor=self.actor, variables=data["variables"], params=data["params"], api_key_id=self.api_key_id, **pin
         )
+        if dispatch.deferring():  # waiting could not help: the sweeper sends it once the broker is back
+            return Response(call_document(call), status=202)
         timeout = call.endpoint.timeout_seconds + settings.API_INVOKE_WAIT_MARGIN_SECONDS
         wait = min(data.get("wait_seconds", timeout), timeout, settings.API_INVOKE_MAX_WAIT_SECONDS)
         if not selectors.prompt_call_wait(call=call, seconds=wait):

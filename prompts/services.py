@@ -1,10 +1,14 @@
 """Every write to projects and memberships. Commands, admin and pages all call these."""
 
+from datetime import datetime
+
 import structlog
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import transaction
+from django.utils import timezone
 
+from promptlab import dispatch, leases, sweeper
 from promptlab.accounts.access import Action, authorize
 from promptlab.accounts.models import Project
 from promptlab.errors import DomainError, Invalid, validated
@@ -100,11 +104,17 @@ def prompt_delete(*, prompt: Prompt, actor) -> None:
 
 
 @transaction.atomic
-def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str = "", override_reason: str = "",
-               rollback: bool = False) -> Label:  # fmt: skip
+def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str = "", override_reason: str = "") -> Label:
     """Point the label at the version, recording who moved it from where. Moving production
     needs an admin; other labels need an editor. The checks registered in prompts.checks (approvals,
-    the promotion gate) may refuse the move; `override_reason` is an admin's written reason to ship anyway."""
+    the promotion gate) may refuse the move; `override_reason` is an admin's written reason to ship
+    past a gate (and an owner's to ship without a required approval)."""
+    return _label_move(prompt=prompt, actor=actor, label=label, version=version, message=message, override_reason=override_reason)
+
+
+def _label_move(*, prompt: Prompt, actor, label: str, version: int, message: str = "", override_reason: str = "",
+                rollback: bool = False) -> Label:  # fmt: skip
+    """label_move; `rollback` only from label_rollback, which has checked that it is one (the checks trust it)."""
     authorize(actor, prompt.project, Action.MANAGE if label == "production" else Action.EDIT)
     if label == "latest":
         raise Invalid("'latest' always means the newest version and cannot be moved.", details={"label": label})
@@ -136,13 +146,23 @@ def label_move(*, prompt: Prompt, actor, label: str, version: int, message: str 
 
 @transaction.atomic
 def label_rollback(*, prompt: Prompt, actor, label: str) -> Label:
-    """Move the label back to where its last move took it from."""
+    """Undo the label's last move: back to the version it held just before. Only that is a
+    rollback (no approval needed; the gate must still pass, see prompts.checks): undoing a move
+    that itself undid the one before would re-ship the version just pulled, so it is refused."""
     authorize(actor, prompt.project, Action.MANAGE if label == "production" else Action.EDIT)
-    last = LabelMove.objects.filter(prompt=prompt, label=label).first()
-    if last is None or last.from_version is None:
+    moves = list(LabelMove.objects.filter(prompt=prompt, label=label)[:2])  # the last move, then the one before it
+    if not moves or moves[0].from_version is None:
         raise Invalid(f"The label {label!r} has no earlier version to roll back to.", details={"label": label})
-    return label_move(prompt=prompt, actor=actor, label=label, version=last.from_version,
-                      message=f"Roll back from version {last.to_version}", rollback=True)  # fmt: skip
+    last = moves[0]
+    if len(moves) == 2 and (last.from_version, last.to_version) == (moves[1].to_version, moves[1].from_version):
+        raise Invalid(
+            f"The last move of {label} (version {last.from_version} to {last.to_version}) undid the one before it: rolling back "
+            f"would re-ship version {last.from_version}, which was just pulled. Move {label} to it instead (a move has its gate "
+            "and, where required, its approval).",
+            details={"label": label, "version": last.from_version},
+        )  # fmt: skip
+    return _label_move(prompt=prompt, actor=actor, label=label, version=last.from_version,
+                       message=f"Roll back from version {last.to_version}", rollback=True)  # fmt: skip
 
 
 def _apply(prompt: Prompt, fields: dict) -> None:
@@ -201,27 +221,28 @@ def prompt_call_create(*, prompt: Prompt, actor, variables: dict, label: str | N
     )  # fmt: skip
     from prompts.tasks import prompt_invoke
 
-    prompt_invoke.delay_on_commit(str(call.pk))
+    dispatch.send_on_commit(prompt_invoke, str(call.pk))
     logger.info("prompts.call_created", call_id=str(call.pk), prompt_id=prompt.pk, version=record.version)
     return call
 
 
 def prompt_call_execute(*, call_id) -> PromptCall | None:
-    """Claim a pending call with a compare-and-set (a second delivery finds it taken and calls
-    nothing), call the model through the gateway, and record the answer or the error."""
-    from django.utils import timezone
-
+    """Claim the call with a compare-and-set, when it is pending or its worker died (its lease ran
+    out): a second delivery finds it taken and calls nothing. Call the model through the gateway
+    under a lease renewed meanwhile, and record the answer or the error while the claim holds."""
     from promptlab.llm import gateway
     from promptlab.llm.errors import GatewayError
 
-    if not PromptCall.objects.filter(pk=call_id, status=PromptCallStatus.PENDING).update(status=PromptCallStatus.RUNNING):
+    claimed = leases.claim(PromptCall.objects.filter(pk=call_id))
+    if claimed is None:
         logger.info("prompts.call_taken", call_id=str(call_id))
         return None
     call = PromptCall.objects.select_related("endpoint").get(pk=call_id)
     try:
         if call.endpoint is None:
             raise Invalid("The prompt's model was deleted before the call was made.")
-        result = gateway.complete(endpoint=call.endpoint, messages=call.messages, params=call.params)
+        with leases.held(claimed):
+            result = gateway.complete(endpoint=call.endpoint, messages=call.messages, params=call.params)
     except GatewayError as exc:  # the gateway has retried what could clear up
         fields = dict(status=PromptCallStatus.FAILED, error_code=exc.code, **gateway.failure_fields(exc))
     except DomainError as exc:  # the endpoint was disabled or lost its key since the call was recorded
@@ -231,12 +252,26 @@ def prompt_call_execute(*, call_id) -> PromptCall | None:
         fields = dict(status=PromptCallStatus.FAILED, error=f"internal error: {type(exc).__name__}", error_code="internal", error_kind="internal")
     else:
         fields = dict(status=PromptCallStatus.DONE, **gateway.answer_fields(result))
-    fields["finished_at"] = timezone.now()
-    PromptCall.objects.filter(pk=call_id, status=PromptCallStatus.RUNNING).update(**fields)
+    fields.update(finished_at=timezone.now(), lease_until=None)
+    if not claimed.update(**fields):  # another worker took it over: its answer is the one kept
+        logger.info("prompts.call_lost", call_id=str(call_id))
+        return None
     for name, value in fields.items():
         setattr(call, name, value)
     logger.info("prompts.call_finished", call_id=str(call_id), status=call.status, error_kind=call.error_kind)
     return call
+
+
+@sweeper.recovery
+def prompt_calls_recover(stale_before: datetime | None = None) -> int:
+    """Send again the invoke calls whose worker died or whose message was lost (leases.stranded:
+    pending since before `stale_before`, default a lease ago). Returns how many."""
+    from prompts.tasks import prompt_invoke
+
+    call_ids = leases.stranded(PromptCall.objects.all(), pending_before=stale_before)
+    for call_id in call_ids:
+        dispatch.send(prompt_invoke, str(call_id))
+    return len(call_ids)
 
 
 @transaction.atomic

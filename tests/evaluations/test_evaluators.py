@@ -300,7 +300,7 @@ def test_attaching_an_evaluator_in_the_admin_goes_through_the_service(client, ed
     evaluator = services.evaluator_create(project=editor.project, actor=None, name="c", kind="contains", config={"value": "a"})
     elsewhere = services.evaluator_create(project=MembershipFactory().project, actor=None, name="x", kind="contains", config={"value": "a"})
     enqueued = []
-    monkeypatch.setattr(tasks.rescore_experiment, "delay", lambda *args: enqueued.append(args))
+    monkeypatch.setattr(tasks.rescore_experiment, "apply_async", lambda args, **options: enqueued.append(tuple(args)))
     client.force_login(editor.user)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -317,8 +317,8 @@ def test_a_finished_run_is_scored_when_its_experiment_has_evaluators(owner, eage
     evaluator = services.evaluator_create(project=owner.project, actor=None, name="yes", kind="equals", config={"value": "yes"})
     attach(run, evaluator)
     enqueued = []
-    real_delay = tasks.score_run.delay
-    monkeypatch.setattr(tasks.score_run, "delay", lambda *args: enqueued.append(args) or real_delay(*args))
+    real_send = tasks.score_run.apply_async
+    monkeypatch.setattr(tasks.score_run, "apply_async", lambda args, **options: enqueued.append(tuple(args)) or real_send(args, **options))
 
     run_done.send(sender=Run, run_id=run.pk)
     run_done.send(sender=Run, run_id=unscored.pk)  # no evaluators: no task at all

@@ -263,7 +263,7 @@ def test_the_service_refuses_a_viewer_bad_json_bad_checks_and_a_bad_threshold(it
 def test_changing_an_items_checks_scores_its_done_runs_with_them(editor, monkeypatch, django_capture_on_commit_callbacks):
     run = RunFactory(experiment__project=editor.project, output="It is Paris.")
     RunFactory(experiment=run.experiment, variant=run.variant, item=run.item, repeat=2, status="failed", output="")  # nothing to score
-    monkeypatch.setattr(tasks.score_runs, "delay", lambda *args: tasks.score_runs(*args))  # the worker, in this process
+    monkeypatch.setattr(tasks.score_runs, "apply_async", lambda args, **options: tasks.score_runs(*args))  # the worker, in this process
 
     with django_capture_on_commit_callbacks(execute=True):
         dataset_item_update(item=run.item, actor=editor.user, assertions=[{"kind": "contains", "config": {"value": "Paris"}}], threshold=None)  # noqa: E501

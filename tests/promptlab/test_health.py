@@ -32,7 +32,7 @@ def test_readyz_reports_each_dependency(client):
 def test_readyz_names_an_unreachable_cache(client, settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "promptlab.redis_cache.ResilientRedisCache",
             "LOCATION": UNREACHABLE_REDIS,
             "OPTIONS": {"socket_connect_timeout": 1},
         }

@@ -65,7 +65,7 @@ def test_database_url_and_redis_url_switch_to_postgres_and_redis(tmp_path):
     values = json.loads(result.stdout)
     assert values["engine"] == "django.db.backends.postgresql"
     assert values["db_name"] == "promptlab"
-    assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["cache"] == "promptlab.redis_cache.ResilientRedisCache"
     assert values["cache_location"] == "redis://127.0.0.1:6379/3"
     assert values["broker"] == "redis://127.0.0.1:6379/3"
 
