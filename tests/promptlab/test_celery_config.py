@@ -1,3 +1,5 @@
+import pytest
+
 from promptlab.celery import app
 
 
@@ -25,3 +27,17 @@ def test_tasks_can_enqueue_on_commit():
     from promptlab.tasks import worker_ping_answer  # imported, not looked up: the registry fills lazily
 
     assert hasattr(app.tasks[worker_ping_answer.name], "delay_on_commit")
+
+
+def test_a_channel_whose_broker_connection_closed_fails_as_a_connection_error():
+    """kombu reaches such a channel to acknowledge or put back messages when Redis goes away; an
+    AttributeError there ended the worker, a connection error is logged and the worker reconnects."""
+    from types import SimpleNamespace
+
+    from kombu.transport import redis as kombu_redis
+
+    channel = object.__new__(kombu_redis.Channel)  # no server: only the parameters are asked for
+    channel.connection = SimpleNamespace(client=None)  # what a lost connection's close leaves behind
+
+    with pytest.raises(kombu_redis.Transport.connection_errors, match="the connection to the broker is closed"):
+        channel._connparams()
