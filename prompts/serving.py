@@ -47,36 +47,24 @@ def _keys(project_id: int, name: str, label: str | None, version: int | None) ->
     return f"serving:gen:{project_id}:{name}", f"serving:prompt:{project_id}:{name}:{pinned}"
 
 
-def _cache_failed(exc: Exception) -> None:
-    logger.warning("prompts.serving_cache_unavailable", error=f"{type(exc).__name__}: {exc}")
-
-
 def prompt_served(*, project_id: int, name: str, label: str | None = None, version: int | None = None) -> Served:
     """The prompt at `version`, or at `label` (default production; `latest` is the newest
     version), from the cache when it holds it. Raises NotFound naming what does not exist."""
     if version is None:
         label = label or DEFAULT_LABEL
     generation_key, entry_key = _keys(project_id, name, label, version)
-    try:
-        found = cache.get_many([generation_key, entry_key])
-        generation = found.get(generation_key)
-        if generation is None:
-            generation = uuid.uuid4().hex
-            if not cache.add(generation_key, generation, timeout=None):
-                generation = cache.get(generation_key)
-        entry = found.get(entry_key)
-        if entry is not None and entry[0] == generation:
-            return Served(body=entry[1], etag=entry[2], version=entry[3], cached=True)
-    except Exception as exc:
-        _cache_failed(exc)
-        generation = None
+    found = cache.get_many([generation_key, entry_key])
+    generation = found.get(generation_key)
+    if generation is None:
+        generation = uuid.uuid4().hex
+        if not cache.add(generation_key, generation, timeout=None):
+            generation = cache.get(generation_key)
+    entry = found.get(entry_key)
+    if entry is not None and entry[0] == generation:
+        return Served(body=entry[1], etag=entry[2], version=entry[3], cached=True)
     body, served_version = _resolve(project_id, name, label, version)
     served = Served(body=body, etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"', version=served_version, cached=False)
-    if generation is not None:
-        try:
-            cache.set(entry_key, (generation, served.body, served.etag, served.version), timeout=settings.PROMPT_CACHE_SECONDS)
-        except Exception as exc:
-            _cache_failed(exc)
+    cache.set(entry_key, (generation, served.body, served.etag, served.version), timeout=settings.PROMPT_CACHE_SECONDS)
     return served
 
 
@@ -122,10 +110,7 @@ def prompt_cache_invalidate(*, project_id: int, name: str) -> None:
     generation_key, _ = _keys(project_id, name, None, 0)
 
     def bump():
-        try:
-            cache.set(generation_key, uuid.uuid4().hex, timeout=None)
-        except Exception as exc:
-            _cache_failed(exc)
+        cache.set(generation_key, uuid.uuid4().hex, timeout=None)
 
     bump()
     transaction.on_commit(bump)

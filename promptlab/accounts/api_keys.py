@@ -121,20 +121,11 @@ def _cache_key(prefix: str) -> str:
 
 
 def _forget(prefix: str) -> None:
-    try:
-        cache.delete(_cache_key(prefix))
-    except Exception as exc:  # the cached record expires on its own within KEY_CACHE_SECONDS
-        logger.warning("prompts.api_key_cache_unavailable", error=f"{type(exc).__name__}: {exc}")
+    cache.delete(_cache_key(prefix))
 
 
 def _record(prefix: str) -> KeyRecord | None:
-    try:
-        cached = cache.get(_cache_key(prefix))
-    except Exception as exc:
-        logger.warning("prompts.api_key_cache_unavailable", error=f"{type(exc).__name__}: {exc}")
-        cached, use_cache = None, False
-    else:
-        use_cache = True
+    cached = cache.get(_cache_key(prefix))
     if cached is not None:
         return KeyRecord(*cached) if cached else None
     key = ApiKey.objects.select_related("project").filter(prefix=prefix).first()
@@ -144,11 +135,7 @@ def _record(prefix: str) -> KeyRecord | None:
         created_by_id=key.created_by_id, operator=key.operator, revoked=key.revoked,
         last_used_at=key.last_used_at.timestamp() if key.last_used_at else None, creator_problem=_creator_problem(key),
     )  # fmt: skip
-    if use_cache:
-        try:
-            cache.set(_cache_key(prefix), tuple(record.__dict__.values()) if record else (), timeout=KEY_CACHE_SECONDS)
-        except Exception:
-            pass
+    cache.set(_cache_key(prefix), tuple(record.__dict__.values()) if record else (), timeout=KEY_CACHE_SECONDS)
     return record
 
 
@@ -166,12 +153,7 @@ def api_key_verify(raw: str) -> KeyRecord | None:
 
 def _touch(record: KeyRecord) -> None:
     """Record the key's use, at most once a minute: a busy key must not write on every request."""
-    now = time.time()
-    try:
-        due = cache.add(f"apikey:used:{record.id}", 1, timeout=LAST_USED_EVERY_SECONDS)
-    except Exception:
-        due = record.last_used_at is None or now - record.last_used_at > LAST_USED_EVERY_SECONDS
-    if due:
+    if cache.add(f"apikey:used:{record.id}", 1, timeout=LAST_USED_EVERY_SECONDS):
         ApiKey.objects.filter(pk=record.id).update(last_used_at=timezone.now())
 
 
@@ -310,9 +292,6 @@ class KeyRateThrottle(throttling.BaseThrottle):
             count = 1 if cache.add(counter, 1, timeout=120) else cache.incr(counter)
         except ValueError:  # expired between add and incr
             count = 1
-        except Exception as exc:
-            logger.warning("api.throttle_cache_unavailable", error=f"{type(exc).__name__}: {exc}")
-            return True
         self.retry_after = (minute + 1) * 60 - now
         return count <= limit
 

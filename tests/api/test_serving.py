@@ -91,7 +91,7 @@ def test_a_revert_invalidates(api, prompt, owner):
 
 def test_with_redis_down_the_api_answers_from_the_database(make_key, prompt, owner, settings):
     secret = make_key("read", "render", "write")
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DEAD_REDIS,
+    settings.CACHES = {"default": {"BACKEND": "promptlab.redis_cache.ResilientRedisCache", "LOCATION": DEAD_REDIS,
                                    "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}}}  # fmt: skip
     client = client_with(secret)
 
